@@ -1,0 +1,27 @@
+"""sparsity-search: find the accuracy / spike-count trade-off of spiking neural networks.
+
+The trainer (``train``) knows nothing of Optuna or Ray; the search backends (``sparsity_search.search``) know
+nothing of neurons; ``open_study`` reads any launched study back as tables. Heavy modules (torch, optuna) load
+on first use, so ``import sparsity_search.pareto`` and the CLI's argument errors stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import TrainConfig, load_config
+from .errors import ConfigError, DataError, DivergedError, SparsitySearchError
+
+_LAZY = {"train": ".train", "open_study": ".api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ConfigError", "DataError", "DivergedError", "SparsitySearchError", "TrainConfig", "load_config",
+           "open_study", "train"]
+__version__ = "0.1.0"

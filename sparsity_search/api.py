@@ -1,0 +1,144 @@
+"""Python API for notebooks and scripts: find a study, read its trials and Pareto front as DataFrames, query it.
+
+    from sparsity_search import open_study
+    study = open_study("studies/quickstart.yaml")          # or a name, with storage=/results=
+    study.trials()              # every trial, one schema for both backends
+    study.pareto()              # the front, sorted by accuracy
+    study.query("iso_accuracy") # fewest spikes at no accuracy loss against the baseline
+    study.hypervolume()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import pareto
+from .config import TrainConfig, from_dict
+from .errors import ConfigError
+from .search import RunSettings, StudySpec, get_backend, load_study_file, parse_study, trials_table
+from .search.storage import default_storage_url
+from .search.study_file import DEFAULT_RESULTS
+
+SNAPSHOT = "study.yaml"
+QUERIES = ("max_accuracy_drop", "iso_accuracy", "min_accuracy", "knee")
+
+
+def locate(study: str | Path, storage: str | None = None, results: str | None = None) -> tuple[StudySpec, RunSettings]:
+    """Resolve a study file, a results folder or a study name (+ ``--storage``/``--results``) to its spec and home.
+
+    A launch snapshots the validated study file as ``<results>/<name>/study.yaml`` (with the backend it ran on),
+    so a name alone finds it; with only ``--storage``, the spec is read back from the storage.
+    """
+    path = Path(study)
+    if path.is_dir() and (path / SNAPSHOT).exists():
+        spec = load_study_file(path / SNAPSHOT)
+        results = results or str(path.parent)
+    elif path.is_file():
+        spec = load_study_file(path)
+    else:
+        name = str(study)
+        snapshot = Path(results or DEFAULT_RESULTS) / name / SNAPSHOT
+        if snapshot.exists():
+            spec = load_study_file(snapshot)
+        elif storage is not None:
+            from .search._optuna import spec_in_storage
+
+            spec = parse_study(spec_in_storage(name, storage), f"{storage} ({name})", Path.cwd())
+        else:
+            raise ConfigError(f"no study file or results for {name!r} (looked for {snapshot}); "
+                              "pass the study file, --results DIR or --storage URL")
+    results_dir = spec.results_dir(results)
+    url = storage or spec.storage or default_storage_url(results_dir)
+    return spec, RunSettings(results_dir=results_dir, storage=url)
+
+
+def write_snapshot(spec: StudySpec, results_dir: Path) -> None:
+    """Record the validated spec (search space inlined, backend included) beside the study's results."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    tmp = results_dir / (SNAPSHOT + ".tmp")
+    tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    tmp.replace(results_dir / SNAPSHOT)
+
+
+@dataclass
+class Study:
+    """A launched study, whichever backend ran it."""
+
+    spec: StudySpec
+    settings: RunSettings
+
+    def trials(self) -> pd.DataFrame:
+        """Every trial (any state), with ``pareto_rank``, ``is_pareto`` and reductions against the baseline."""
+        records = get_backend(self.spec.backend).records(self.spec, self.settings)
+        return trials_table(records, self.spec)
+
+    def pareto(self, all_trials: bool = False, include_pruned: bool = False) -> pd.DataFrame:
+        """The Pareto front (or every complete trial with ``all_trials``), sorted by accuracy."""
+        table = self.trials()
+        states = ["COMPLETE", "PRUNED"] if all_trials or include_pruned else ["COMPLETE"]
+        table = table[table["state"].isin(states)]
+        if not all_trials:
+            table = table[table["is_pareto"]]
+        return table.reset_index(drop=True)
+
+    def query(self, rule: str, value: float | None = None) -> pd.DataFrame:
+        """One of ``QUERIES``: the Pareto-optimal trial(s) satisfying it (possibly none)."""
+        table = self.trials()
+        acc, cost = self.spec.accuracy_metric, self.spec.cost_metric
+        if rule == "max_accuracy_drop":
+            return pareto.query_max_accuracy_drop(table, float(value or 0.0), accuracy=acc, cost=cost)
+        if rule == "iso_accuracy":
+            return pareto.query_iso_accuracy(table, accuracy=acc, cost=cost)
+        if rule == "min_accuracy":
+            return pareto.query_min_accuracy(table, float(value or 0.0), accuracy=acc, cost=cost)
+        if rule == "knee":
+            return pareto.query_knee(table, accuracy=acc, cost=cost)
+        raise ValueError(f"unknown query {rule!r}; choose from {', '.join(QUERIES)}")
+
+    def _front_values(self, table: pd.DataFrame) -> np.ndarray:
+        done = table[table["state"] == "COMPLETE"].sort_values("trial")
+        return done[self.spec.objective_names].to_numpy(dtype=float)
+
+    def reference_point(self, table: pd.DataFrame | None = None) -> dict[str, float]:
+        table = self.trials() if table is None else table
+        baseline = table[table["is_baseline"] & (table["state"] == "COMPLETE")]
+        row = baseline.iloc[0].to_dict() if len(baseline) else None
+        return pareto.default_reference(self.spec.objective_names, row, table)
+
+    def hypervolume(self) -> float:
+        table = self.trials()
+        ref = self.reference_point(table)
+        return pareto.hypervolume(self._front_values(table), self.spec.directions,
+                                  [ref[o] for o in self.spec.objective_names])
+
+    def hypervolume_history(self) -> np.ndarray:
+        """Hypervolume after each complete trial, in trial order, against the same reference point."""
+        table = self.trials()
+        ref = self.reference_point(table)
+        return pareto.hypervolume_history(self._front_values(table), self.spec.directions,
+                                          [ref[o] for o in self.spec.objective_names])
+
+    def trial_config(self, number: int) -> TrainConfig:
+        """The config trial ``number`` trained, made portable (no checkpoint folder, device auto) to retrain it."""
+        records = get_backend(self.spec.backend).records(self.spec, self.settings)
+        match = [r for r in records if r.number == number and r.config]
+        if not match:
+            raise ConfigError(f"trial {number} of study {self.spec.name!r} has no recorded config")
+        return from_dict(match[0].config).replace(checkpoint_dir="", resume=False, device="auto", threads=0)
+
+    def baseline(self) -> dict[str, Any] | None:
+        table = self.trials()
+        rows = table[table["is_baseline"] & (table["state"] == "COMPLETE")]
+        return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def open_study(study: str | Path, storage: str | None = None, results: str | None = None) -> Study:
+    """Find a study by file, results folder or name (see ``locate``)."""
+    spec, settings = locate(study, storage, results)
+    return Study(spec, settings)

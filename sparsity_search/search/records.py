@@ -1,0 +1,67 @@
+"""One trial-table schema for every backend, produced here and nowhere else.
+
+Each backend turns its own trials into ``TrialRecord``s; ``trials_table`` turns those into the DataFrame that
+``pareto``, ``query``, ``plot``, ``status`` and the Python API read, with Pareto ranks and the reductions against
+the baseline trial added by ``sparsity_search.pareto.annotate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .. import pareto
+from .study_file import StudySpec
+
+METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "spikes_per_sample", "energy_uj", "firing_rate",
+                  "synops_per_sample")
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+@dataclass
+class TrialRecord:
+    """A backend-neutral view of one trial. ``metrics`` are the final ones, or the last epoch's if it stopped."""
+
+    number: int
+    state: str
+    is_baseline: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 0
+    fail_reason: str = ""
+    duration_s: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved TrainConfig the trial trained
+
+
+def trials_table(records: list[TrialRecord], spec: StudySpec) -> pd.DataFrame:
+    """Every trial as a row, annotated with ``pareto_rank``, ``is_pareto``, ``spike_reduction_pct``, ``accuracy_delta``."""
+    names = spec.space().names()
+    rows = []
+    for r in sorted(records, key=lambda r: r.number):
+        row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline}
+        row.update({f"params_{n}": r.params.get(n) for n in names})
+        row.update({m: r.metrics.get(m) for m in METRIC_COLUMNS})
+        row.update(epochs=r.epochs, duration_s=r.duration_s, fail_reason=r.fail_reason)
+        rows.append(row)
+    columns = ["trial", "state", "is_baseline", *(f"params_{n}" for n in names), *METRIC_COLUMNS,
+               "epochs", "duration_s", "fail_reason"]
+    table = pd.DataFrame(rows, columns=columns)
+    for m in METRIC_COLUMNS:
+        table[m] = table[m].astype(float)
+    return pareto.annotate(table, spec.objective_names, spec.directions)
+
+
+def baseline_params(spec: StudySpec) -> dict[str, Any]:
+    """The baseline's values for the searched parameters, so its row reads like every other trial's."""
+    cfg = spec.baseline_config().to_dict()
+    return {n: cfg[n] for n in spec.space().names()}
+
+
+def state_counts(records: list[TrialRecord]) -> dict[str, int]:
+    """Trials per state, every state present (0 when none)."""
+    counts = dict.fromkeys(STATES, 0)
+    for r in records:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    return counts

@@ -1,0 +1,217 @@
+"""Study files (``studies/*.yaml``): what to search, how, and where results go. Validated before anything runs.
+
+    name: quickstart
+    dataset: digits            # shortcuts for train.dataset / train.model
+    model: mlp
+    train: {epochs: 8}         # fixed TrainConfig fields for every trial
+    search_space: ../search_spaces/paper.yaml   # relative to this file, or an inline {params: ...}
+    objectives: [val_accuracy, spikes_per_sample]   # or energy_uj; directions are implied (or {name, direction})
+    sampler: {name: tpe, options: {n_startup_trials: 8}}
+    n_trials: 24
+    baseline: true             # a lambda = 0 trial runs first; reductions are reported against it
+    constraints: {min_accuracy: 0.8}
+
+Every error names the file and the field (``studies/x.yaml: sampler.name: ...``); nothing touches storage before
+the whole file validates.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..config import TrainConfig, from_dict, load_yaml
+from ..errors import ConfigError
+from ._validation import format_validation_error
+from .space import SearchSpace, parse_space
+
+# Metrics a study can optimise, with the direction each is optimised in.
+OBJECTIVES: dict[str, str] = {
+    "val_accuracy": "maximize", "test_accuracy": "maximize", "spikes_per_sample": "minimize",
+    "energy_uj": "minimize", "firing_rate": "minimize", "synops_per_sample": "minimize",
+}
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+DEFAULT_RESULTS = "results"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    name: str
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> "Objective":
+        if self.name not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.name!r}; choose from {', '.join(OBJECTIVES)}")
+        if self.direction is None:
+            self.direction = OBJECTIVES[self.name]  # type: ignore[assignment]
+        elif self.direction != OBJECTIVES[self.name]:
+            raise ValueError(f"{self.name} must be {OBJECTIVES[self.name]}d, not {self.direction}d")
+        return self
+
+
+class Sampler(_Strict):
+    name: Literal["tpe", "nsga2", "nsga3", "gp", "random"] = "tpe"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Constraints(_Strict):
+    min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class EarlyStopping(_Strict):
+    kind: Literal["moasha", "none"] = "none"
+    min_epochs: int = Field(default=1, ge=1)
+    reduction_factor: int = Field(default=3, ge=2)
+    max_epochs: int | None = Field(default=None, ge=1)  # default: the training epochs
+
+
+class Heartbeat(_Strict):
+    """How fast a dead worker's trial is noticed: failed after ``grace_period`` s without a heartbeat, then retried."""
+
+    interval: int = Field(default=5, ge=1)
+    grace_period: int = Field(default=30, ge=2)
+
+    @model_validator(mode="after")
+    def _longer_than_interval(self) -> "Heartbeat":
+        if self.grace_period <= self.interval:
+            raise ValueError("grace_period must be longer than interval")
+        return self
+
+
+class Population(_Strict):
+    size: int = Field(default=1, ge=1)
+
+
+class RaySettings(_Strict):
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    max_failures: int = Field(default=1, ge=0)
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: Literal["optuna", "ray"] = "optuna"
+    dataset: str | None = None
+    model: str | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    search_space: Union[str, SearchSpace]
+    objectives: list[Union[str, Objective]] = Field(default_factory=lambda: ["val_accuracy", "spikes_per_sample"])
+    sampler: Sampler = Field(default_factory=Sampler)
+    n_trials: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    seed: int = 0
+    storage: str | None = None
+    results: str | None = None
+    baseline: bool = True
+    constraints: Constraints = Field(default_factory=Constraints)
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    heartbeat: Heartbeat = Field(default_factory=Heartbeat)
+    population: Population = Field(default_factory=Population)
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value: list[Union[str, Objective]]) -> list[Objective]:
+        objs = [Objective(name=o) if isinstance(o, str) else o for o in value]
+        if len(objs) < 2:
+            raise ValueError("a multi-objective study needs at least two objectives")
+        if len({o.name for o in objs}) != len(objs):
+            raise ValueError("objectives must be distinct")
+        if not any(o.direction == "maximize" for o in objs):
+            raise ValueError("one objective must be an accuracy (val_accuracy or test_accuracy)")
+        return objs
+
+    @model_validator(mode="after")
+    def _budget(self) -> "StudySpec":
+        if self.n_trials is None and self.timeout is None:
+            raise ValueError("n_trials: give n_trials and/or timeout")
+        return self
+
+    # -- derived views ---------------------------------------------------------------------------------------
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.name for o in self.objectives]  # type: ignore[union-attr]
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]  # type: ignore[union-attr]
+
+    @property
+    def accuracy_metric(self) -> str:
+        return next(o.name for o in self.objectives if o.direction == "maximize")  # type: ignore[union-attr]
+
+    @property
+    def cost_metric(self) -> str:
+        return next(o.name for o in self.objectives if o.direction == "minimize")  # type: ignore[union-attr]
+
+    def fixed(self) -> dict[str, Any]:
+        """The TrainConfig fields shared by every trial (train: plus the dataset/model shortcuts)."""
+        fixed = dict(self.train)
+        fixed.update({k: v for k, v in (("dataset", self.dataset), ("model", self.model)) if v is not None})
+        return fixed
+
+    def space(self) -> SearchSpace:
+        assert isinstance(self.search_space, SearchSpace), "resolved by load_study_file"
+        return self.search_space
+
+    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The config one trial trains: fixed settings, then the sampled parameters."""
+        return from_dict({**self.fixed(), **params})
+
+    def baseline_config(self) -> TrainConfig:
+        """lambda = 0 with every other setting at the study's fixed value or the trainer default."""
+        return from_dict({**self.fixed(), "lambda_max": 0.0})
+
+    def results_dir(self, override: str | None = None) -> Path:
+        return Path(override or self.results or DEFAULT_RESULTS) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _check_sampler_options(spec: StudySpec, source: str) -> None:
+    """Options must be keyword arguments the chosen Optuna sampler accepts (checked without building it)."""
+    from . import _samplers
+
+    cls = _samplers.sampler_class(spec.sampler.name)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "seed", "constraints_func"}
+    for key in spec.sampler.options:
+        if key not in accepted:
+            raise ConfigError(f"{cls.__name__} has no option {key!r}", field=f"sampler.options.{key}",
+                              source=source)
+
+
+def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
+    """Validate a study mapping; a search-space path is resolved against ``base_dir`` and loaded."""
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc), source=source) from None
+    if isinstance(spec.search_space, str):
+        path = Path(spec.search_space)
+        path = path if path.is_absolute() else base_dir / path
+        if not path.exists():
+            raise ConfigError(f"file not found: {path}", field="search_space", source=source)
+        spec.search_space = parse_space(load_yaml(path), str(path))
+    try:
+        fixed = from_dict(spec.fixed()).to_dict()
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, field=f"train.{exc.field}", source=source) from None
+    spec.space().check_against({k: fixed[k] for k in spec.fixed()}, source)
+    _check_sampler_options(spec, source)
+    if spec.population.size > 1 and spec.backend == "ray":
+        raise ConfigError("population training runs on the optuna backend only", field="population",
+                          source=source)
+    return spec
+
+
+def load_study_file(path: str | Path) -> StudySpec:
+    path = Path(path)
+    return parse_study(load_yaml(path), str(path), path.parent)

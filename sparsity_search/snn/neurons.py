@@ -1,0 +1,138 @@
+"""Spiking neurons in the SpikingJelly mould: a charge / fire / reset template with single- and multi-step modes.
+
+``step_mode='s'`` takes ``x`` [B, ...] and keeps the membrane ``v`` between calls until ``reset()``;
+``step_mode='m'`` takes ``x_seq`` [T, B, ...], starts every call from ``v = 0`` (one call is one whole sequence,
+so no ``reset_net`` is needed between batches) and returns spikes [T, B, ...] in ``x_seq``'s dtype.
+
+Multi-step has two implementations with the same forward, bit for bit:
+``'reference'`` loops over T calling ``single_step_forward`` (readable, autograd does BPTT), and
+``'fast'`` is ``fused.FusedLIF`` (one autograd node, hand-written BPTT). Without gradients both use a plain loop.
+
+The reset uses the detached spike: gradients flow through the charge and the surrogate, not through the reset.
+Zenke & Vogels (Neural Computation 2021) found this trains at least as well, and snnTorch does the same; it also
+keeps the fused backward to one multiply-add per step. The spike count is never recorded here: callers sum the
+spikes ``forward`` returns (see ``models.SpikingNet``).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import Tensor, nn
+
+from .fused import FusedLIF, lif_loop, state_dtype
+from .surrogate import FastSigmoid, Surrogate
+
+STEP_MODES = ("s", "m")
+IMPLEMENTATIONS = ("fast", "reference")
+RESETS = ("soft", "hard")
+
+
+class BaseNeuron(nn.Module, abc.ABC):
+    """Template: ``neuronal_charge`` (subclass) -> ``neuronal_fire`` -> ``neuronal_reset``."""
+
+    leak: float = 1.0  # per-step decay of v; the fused path reads it, so charge must be x + leak * v
+
+    def __init__(self, threshold: float = 1.0, reset: str = "soft", surrogate: Surrogate | None = None,
+                 implementation: str = "fast", step_mode: str = "m") -> None:
+        super().__init__()
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        self.threshold = float(threshold)
+        self.reset_mode = reset
+        self.surrogate = surrogate if surrogate is not None else FastSigmoid(5.0)
+        self.implementation = implementation
+        self.step_mode = step_mode
+        self.v: Tensor | None = None
+
+    @property
+    def step_mode(self) -> str:
+        return self._step_mode
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        if value not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {STEP_MODES}, got {value!r}")
+        self._step_mode = value
+
+    def reset(self) -> None:
+        """Forget the single-step membrane state."""
+        self.v = None
+
+    @abc.abstractmethod
+    def neuronal_charge(self, x: Tensor) -> Tensor:
+        """Return the pre-threshold membrane h_t from ``self.v`` (v_{t-1}) and the input ``x``."""
+
+    def neuronal_fire(self, h: Tensor) -> Tensor:
+        return self.surrogate(h - self.threshold)
+
+    def neuronal_reset(self, h: Tensor, spike: Tensor) -> Tensor:
+        spike = spike.detach()
+        if self.reset_mode == "hard":
+            return h * (1.0 - spike)
+        return h - self.threshold * spike
+
+    def single_step_forward(self, x: Tensor) -> Tensor:
+        if self.v is None:
+            self.v = torch.zeros(x.shape, dtype=state_dtype(x), device=x.device)
+        h = self.neuronal_charge(x)
+        spike = self.neuronal_fire(h)
+        self.v = self.neuronal_reset(h, spike)
+        return spike.to(x.dtype)
+
+    def multi_step_forward(self, x_seq: Tensor) -> Tensor:
+        hard = self.reset_mode == "hard"
+        if not (torch.is_grad_enabled() and x_seq.requires_grad):
+            return lif_loop(x_seq, self.leak, self.threshold, hard).to(x_seq.dtype)
+        if self.implementation == "fast":
+            return FusedLIF.apply(x_seq, self.leak, self.threshold, hard, self.surrogate)
+        self.reset()
+        spikes = torch.stack([self.single_step_forward(x) for x in x_seq.unbind(0)])
+        self.reset()  # drop the last state so it does not keep the graph alive
+        return spikes
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "s":
+            return self.single_step_forward(x)
+        return self.multi_step_forward(x)
+
+    def extra_repr(self) -> str:
+        return (f"leak={self.leak}, threshold={self.threshold}, reset={self.reset_mode}, "
+                f"surrogate={self.surrogate}, implementation={self.implementation}, step_mode={self.step_mode}")
+
+
+class LIF(BaseNeuron):
+    """Leaky integrate-and-fire: v decays by ``leak`` per step before the input is added."""
+
+    def __init__(self, leak: float = 0.9, **kwargs) -> None:  # noqa: ANN003 - BaseNeuron's arguments
+        super().__init__(**kwargs)
+        if not 0.0 < leak <= 1.0:
+            raise ValueError(f"leak must be in (0, 1], got {leak}")
+        self.leak = float(leak)
+
+    def neuronal_charge(self, x: Tensor) -> Tensor:
+        return torch.add(x, self.v, alpha=self.leak)  # the fused loop's exact op, so spikes match bit for bit
+
+
+class IF(BaseNeuron):
+    """Integrate-and-fire: no leak."""
+
+    def neuronal_charge(self, x: Tensor) -> Tensor:
+        return torch.add(x, self.v)
+
+
+def reset_net(net: nn.Module) -> None:
+    """Reset every neuron in ``net`` (only needed for single-step use)."""
+    for module in net.modules():
+        if isinstance(module, BaseNeuron):
+            module.reset()
+
+
+def set_step_mode(net: nn.Module, step_mode: str) -> None:
+    """Switch every neuron in ``net`` to ``step_mode`` ('s' or 'm')."""
+    for module in net.modules():
+        if isinstance(module, BaseNeuron):
+            module.step_mode = step_mode

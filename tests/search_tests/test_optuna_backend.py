@@ -1,0 +1,169 @@
+"""The Optuna backend end to end, as a user drives it: CLI subprocesses on tiny digits studies."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import cli, write_study
+from sparsity_search.api import open_study
+
+
+def _trials(results, name="tiny"):
+    return open_study(name, results=str(results)).trials()
+
+
+def test_launch_pareto_query_export_train_round_trip(tmp_path):
+    study = write_study(tmp_path, n_trials=4)
+    results = tmp_path / "results"
+    out = cli("launch", study, "--results", results, "-q", check=True).stdout
+    assert "Pareto-optimal" in out
+
+    table = _trials(results)
+    assert (table["state"] == "COMPLETE").sum() == 4
+    base = table[table["is_baseline"]]
+    assert len(base) == 1 and base["trial"].iloc[0] == 0 and base["params_lambda_max"].iloc[0] == 0.0
+    assert base["spike_reduction_pct"].iloc[0] == pytest.approx(0.0)
+    assert table["pareto_rank"].min() == 0 and table["is_pareto"].any()
+
+    shown = cli("pareto", "tiny", "--results", results, check=True).stdout
+    for column in ("val_accuracy", "spikes_per_sample", "spike_reduction_pct", "accuracy_delta", "pareto_rank"):
+        assert column in shown
+
+    query = cli("query", "tiny", "--results", results, "--max-accuracy-drop", "100",
+                "--export-config", tmp_path / "best.yaml")
+    assert query.returncode == 0, query.stderr
+    chosen = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert chosen["checkpoint_dir"] == "" and chosen["device"] == "auto"
+
+    cli("train", "--config", tmp_path / "best.yaml", "--json", tmp_path / "row.json", "-q", check=True)
+    row = json.loads((tmp_path / "row.json").read_text())
+    trial = table.set_index("trial").loc[int(query.stdout.split("wrote the config of trial ")[1].split()[0])]
+    assert row["val_accuracy"] == pytest.approx(trial["val_accuracy"])  # same seed, same CPU result
+    assert row["spikes_per_sample"] == pytest.approx(trial["spikes_per_sample"], rel=1e-5)
+
+
+def test_no_match_is_one_line_and_exit_1(tmp_path):
+    study = write_study(tmp_path, n_trials=2)
+    cli("launch", study, "--results", tmp_path / "r", "-q", check=True)
+    proc = cli("query", study, "--results", tmp_path / "r", "--min-accuracy", "1.0")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("fmt,reader", [
+    ("csv", pd.read_csv), ("json", lambda p: pd.read_json(p, orient="records")), ("parquet", pd.read_parquet)])
+def test_export_formats_read_back_to_the_same_table(tmp_path, fmt, reader):
+    study = write_study(tmp_path, n_trials=3)
+    cli("launch", study, "--results", tmp_path / "r", "-q", check=True)
+    out = tmp_path / f"front.{fmt}"
+    cli("pareto", study, "--results", tmp_path / "r", "--all", "--format", fmt, "-o", out, check=True)
+    back = reader(out)
+    shown = cli("pareto", study, "--results", tmp_path / "r", "--all", "--format", "json", check=True).stdout
+    expected = pd.read_json(__import__("io").StringIO(shown), orient="records")
+    assert list(back.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(back.reset_index(drop=True), expected, check_dtype=False, atol=1e-9)
+
+
+def test_two_local_workers_share_the_embedded_storage(tmp_path):
+    study = write_study(tmp_path, n_trials=6)
+    cli("launch", study, "--results", tmp_path / "r", "--workers", "2", "-q", check=True)
+    trials = open_study(study, results=str(tmp_path / "r"))
+    table = trials.trials()
+    assert (table["state"] == "COMPLETE").sum() == 6 and len(table) == 6
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / "r" / "tiny" / "study.journal")))
+    workers = {t.user_attrs["worker"] for t in optuna.load_study(study_name="tiny", storage=storage).trials}
+    assert len(workers) == 2
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql(tmp_path):
+    pytest.importorskip("psycopg2")
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    name = f"pg_{uuid.uuid4().hex[:10]}"
+    study = write_study(tmp_path, name=name, n_trials=5)
+    try:
+        cli("launch", study, "--storage", url, "--results", tmp_path / "r", "--workers", "2", "-q", check=True)
+        loaded = optuna.load_study(study_name=name, storage=url)
+        assert len(loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
+        assert len({t.user_attrs["worker"] for t in loaded.trials}) == 2
+        # a name and the storage are enough to read it back, from anywhere
+        shown = cli("pareto", name, "--storage", url, "--results", tmp_path / "elsewhere", check=True).stdout
+        assert "spikes_per_sample" in shown
+    finally:
+        optuna.delete_study(study_name=name, storage=url)
+
+
+def _wait(predicate, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_sigkilled_worker_then_resume_keeps_finished_trials_once(tmp_path):
+    study = write_study(tmp_path, n_trials=4, train={"epochs": 6, "hidden": [64], "timesteps": 4, "batch_size": 32},
+                        heartbeat={"interval": 1, "grace_period": 3})
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sparsity_search", "launch", str(study), "--results",
+                             str(results), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = results / "tiny" / "study.journal"
+
+    def mid_trial():
+        if not journal.exists():
+            return False
+        t = _trials(results)
+        running = t[t["state"] == "RUNNING"]
+        done = (t["state"] == "COMPLETE").sum()
+        ckpt = [results / "tiny" / "trials" / f"{n:05d}" / "checkpoint.pt" for n in running["trial"]]
+        return done >= 1 and any(c.exists() for c in ckpt)
+
+    try:
+        assert _wait(mid_trial, 240), "no trial reached a checkpoint"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = _trials(results)
+    finished_before = before[before["state"] == "COMPLETE"]
+    killed = int(before[before["state"] == "RUNNING"]["trial"].iloc[0])
+
+    cli("resume", "tiny", "--results", results, "-q", check=True)
+    after = _trials(results)
+    complete = after[after["state"] == "COMPLETE"]
+    assert len(complete) == 4  # budget met
+    param_cols = [c for c in after.columns if c.startswith("params_")]
+    keyed = complete[param_cols].astype(str).agg("|".join, axis=1)
+    assert keyed.is_unique  # no trial ran twice
+    for _, row in finished_before.iterrows():  # finished trials kept exactly once, unchanged
+        assert (complete["trial"] == row["trial"]).sum() == 1
+        assert complete.set_index("trial").loc[row["trial"], "val_accuracy"] == row["val_accuracy"]
+    assert after.set_index("trial").loc[killed, "state"] == "FAIL"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    retried = [t for t in trials
+               if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == killed]
+    assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+    assert retried[0].params == trials[killed].params
+    epochs = sorted(k for k in retried[0].user_attrs if k.startswith("epoch_"))
+    assert epochs[0] != "epoch_001"  # continued from the killed trial's checkpoint, not from scratch
+
+
+def test_diverging_trial_is_failed_with_reason_and_the_study_finishes(tmp_path):
+    space = {"params": {"lr": {"type": "categorical", "choices": [0.002, 1.0e+30]}}}
+    study = write_study(tmp_path, n_trials=3, search_space=space, baseline=False, sampler={"name": "random"},
+                        seed=3, train={"epochs": 2, "hidden": [32], "timesteps": 2, "optimizer": "sgd"})
+    cli("launch", study, "--results", tmp_path / "r", "-q", "--n-trials", "3", check=True)
+    table = _trials(tmp_path / "r")
+    failed = table[table["state"] == "FAIL"]
+    assert len(failed) >= 1 and failed["fail_reason"].str.contains("diverged").all()
+    assert (table["state"] == "COMPLETE").sum() == 3

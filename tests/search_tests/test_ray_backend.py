@@ -1,0 +1,164 @@
+"""The Ray Tune backend end to end on CPU: local Ray, a killed driver, a two-node loopback cluster, retries.
+
+Every Ray process runs on 127.0.0.1 with ports Ray or the helpers pick free (never 6379); each test leaves no Ray
+running behind it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import cli, write_study
+from ray_helpers import RAY_ENV, FaultyTrain, LoopbackCluster
+from sparsity_search.api import open_study
+
+pytestmark = pytest.mark.ray
+
+
+def _ray_study(folder, name="tiny", **changes):
+    return write_study(folder, name=name, backend="ray", **changes)
+
+
+def _launch(*args, **kwargs):
+    return cli("launch", *args, "-q", env=RAY_ENV, check=True, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_left(monkeypatch):
+    """Tests in this process (or after it) never see a Ray started here."""
+    for key, value in RAY_ENV.items():
+        monkeypatch.setenv(key, value)
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One 4-trial sweep on a local Ray with 2 CPUs, launched from the CLI."""
+    folder = tmp_path_factory.mktemp("ray_sweep")
+    study = _ray_study(folder)
+    out = _launch(study, "--results", folder / "results", "--cpus-per-trial", "1").stdout
+    return folder, study, out
+
+
+def test_launch_then_pareto_on_local_ray(swept):
+    folder, study, out = swept
+    assert "Pareto-optimal" in out
+    table = open_study("tiny", results=str(folder / "results")).trials()
+    assert list(table["trial"]) == [0, 1, 2, 3] and (table["state"] == "COMPLETE").all()
+    base = table[table["is_baseline"]]
+    assert list(base["trial"]) == [0] and base["params_lambda_max"].iloc[0] == 0.0
+    assert table[["val_accuracy", "test_accuracy", "spikes_per_sample"]].notna().all().all()
+    assert (table["epochs"] == 2).all() and table["fail_reason"].eq("").all()
+    assert open_study(folder / "results" / "tiny").spec.backend == "ray"  # the snapshot records the backend
+
+    shown = cli("pareto", "tiny", "--results", folder / "results", check=True).stdout
+    for column in ("val_accuracy", "spikes_per_sample", "spike_reduction_pct", "pareto_rank"):
+        assert column in shown
+
+
+def test_both_backends_give_the_same_table_columns(swept, tmp_path):
+    folder, study, _ = swept
+    cli("launch", study, "--backend", "optuna", "--results", tmp_path, "-q", check=True)
+    on_optuna = open_study("tiny", results=str(tmp_path)).trials()
+    on_ray = open_study("tiny", results=str(folder / "results")).trials()
+    assert list(on_optuna.columns) == list(on_ray.columns)
+    assert len(on_optuna) == len(on_ray) == 4
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 4, "hidden": [32], "timesteps": 2,
+                                                    "batch_size": 128})
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "sparsity_search", "launch", str(study), "--results", str(results), "-q"]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, **RAY_ENV), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.joinpath("tiny", "ray").exists():
+                table = open_study("tiny", results=str(results)).trials()
+                if (table["state"] == "COMPLETE").any():
+                    break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait()
+    before = open_study("tiny", results=str(results)).trials()
+    done_before = before[before["state"] == "COMPLETE"].set_index("trial")
+    assert 1 <= len(done_before) < 6
+
+    cli("resume", "tiny", "--results", results, "-q", env=RAY_ENV, check=True)
+    after = open_study("tiny", results=str(results)).trials()
+    assert (after["state"] == "COMPLETE").sum() == 6 and len(after) == 6
+    assert sorted(after["trial"]) == list(range(6))
+    sampled = after[~after["is_baseline"]]
+    assert not sampled.duplicated(subset=[c for c in after.columns if c.startswith("params_")]).any()
+    kept = after.set_index("trial").loc[done_before.index]
+    assert (kept["val_accuracy"] == done_before["val_accuracy"]).all()
+
+
+def test_trials_spread_over_a_two_node_loopback_cluster(tmp_path):
+    from sparsity_search.search import get_backend
+
+    cluster = LoopbackCluster().start()
+    try:
+        study = _ray_study(tmp_path, n_trials=4)
+        _launch(study, "--results", tmp_path / "results", "--ray-address", cluster.address)
+        spec = open_study("tiny", results=str(tmp_path / "results"))
+        records = get_backend("ray").records(spec.spec, spec.settings)
+    finally:
+        cluster.stop()
+    assert [r.state for r in records] == ["COMPLETE"] * 4
+    assert len({r.metrics["node_id"] for r in records}) == 2
+    assert not cluster.pids()
+
+
+def test_failed_trial_retries_from_its_checkpoint_and_diverged_trial_fails(tmp_path):
+    import ray.cloudpickle
+
+    import ray_helpers
+    from sparsity_search.api import locate
+    from sparsity_search.search._ray import RayBackend
+
+    ray.cloudpickle.register_pickle_by_value(ray_helpers)  # Ray's workers do not have tests/ on their path
+    study = _ray_study(tmp_path, n_trials=4, train={"epochs": 3, "hidden": [32], "timesteps": 2,
+                                                    "batch_size": 128})
+    spec, settings = locate(study, results=str(tmp_path / "results"))
+    settings.device, settings.show_progress = "cpu", False
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    backend = RayBackend(train_fn=FaultyTrain(faults))
+    backend.run(spec, settings)
+    import ray
+
+    assert not ray.is_initialized()  # run() shuts down the Ray it started
+
+    records = {r.number: r for r in backend.records(spec, settings)}
+    reports = [json.loads(line) for line in (faults / "reports.jsonl").read_text().splitlines()]
+    faulted = float((faults / "fault").read_text())
+    diverged = float((faults / "diverge").read_text())
+    by_key = {r.config["lambda_max"]: r for r in records.values()}
+
+    # the fault: first attempt reported epoch 1 and raised; the retry started from its checkpoint, at epoch 2
+    runs = [e for e in reports if e["key"] == faulted]
+    starts = [i for i, e in enumerate(runs) if e.get("start")]
+    assert len(starts) == 2
+    assert [e["epoch"] for e in runs[starts[0] + 1:starts[1]]] == [1]
+    assert [e["epoch"] for e in runs[starts[1] + 1:]] == [2, 3]
+    assert by_key[faulted].state == "COMPLETE" and by_key[faulted].epochs == 3
+
+    # divergence: recorded as FAIL with its reason, never retried, and the sweep went on
+    assert sum(1 for e in reports if e["key"] == diverged and e.get("start")) == 1
+    assert by_key[diverged].state == "FAIL" and "diverged" in by_key[diverged].fail_reason
+    assert sorted(records) == [0, 1, 2, 3]
+    assert sum(r.state == "COMPLETE" for r in records.values()) == 3

@@ -1,0 +1,98 @@
+"""Broken study and search-space files: one line naming file and field, exit 2, nothing stored or changed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import TINY_SPACE, cli, tree_snapshot, write_study
+from sparsity_search.errors import ConfigError
+from sparsity_search.search import load_study_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> Path:
+    """A results folder holding one finished study named like the broken files below."""
+    folder = tmp_path_factory.mktemp("stored")
+    good = write_study(folder, name="kept", n_trials=1, train={"epochs": 1, "hidden": [8], "timesteps": 1})
+    cli("launch", good, "--results", folder / "results", "-q", check=True)
+    return folder / "results"
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"sampler": {"name": "cmaes"}}, "sampler.name"),
+    ({"sampler": {"name": "tpe", "options": {"n_startup": 3}}}, "sampler.options.n_startup"),
+    ({"objectives": ["val_accuracy", "watts"]}, "objectives"),
+    ({"objectives": ["spikes_per_sample", "energy_uj"]}, "objectives"),
+    ({"n_trials": 0}, "n_trials"),
+    ({"n_trials": None}, "n_trials"),
+    ({"train": {"epochs": 2, "lr": -1}}, "train.lr"),
+    ({"train": {"epochs": 2, "typo_field": 1}}, "train.typo_field"),
+    ({"dataset": "imagenet"}, "train.dataset"),
+    ({"surprise": 1}, "surprise"),
+    ({"constraints": {"min_accuracy": 1.5}}, "constraints.min_accuracy"),
+    ({"search_space": "nowhere.yaml"}, "search_space"),
+    ({"search_space": {"params": {"lambda_max": {"type": "float", "low": 1, "high": 0}}}}, "params.lambda_max"),
+    ({"search_space": {"params": {"lambda_max": {"type": "float", "low": 0, "high": 1, "log": True}}}},
+     "params.lambda_max"),
+    ({"search_space": {"params": {"not_a_field": {"type": "int", "low": 1, "high": 2}}}}, "not_a_field"),
+    ({"search_space": {"params": {"timesteps": {"type": "int", "low": 0, "high": 4}}}}, "timesteps"),
+    ({"search_space": {"params": {"schedule": {"type": "categorical", "choices": ["linear", "cubic"]}}}},
+     "schedule"),
+    ({"search_space": {"params": {"temperature": {"type": "float", "low": 0.1, "high": 1,
+                                                  "when": {"schedule": "annealing"}}}}}, "temperature.when"),
+])
+def test_each_broken_file_is_one_line_exit_2_and_storage_untouched(stored, tmp_path, changes, expected):
+    results = stored
+    before = tree_snapshot(results)
+
+    bad = write_study(tmp_path, name="kept", **changes)
+    proc = cli("launch", bad, "--results", results, "-q")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert str(bad) in lines[0] and expected in lines[0]
+    assert tree_snapshot(results) == before
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsearch_space: [\n")
+    proc = cli("launch", bad, "--results", tmp_path / "r")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "invalid YAML" in proc.stderr
+    proc = cli("launch", tmp_path / "missing.yaml", "--results", tmp_path / "r")
+    assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_search_space_file_errors_name_that_file(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"params": {"lambda_max": {"type": "float", "low": "a", "high": 1}}}))
+    study = write_study(tmp_path, search_space="space.yaml")
+    with pytest.raises(ConfigError, match=r"space\.yaml: params\.lambda_max\.low"):
+        load_study_file(study)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_studies_validate(path):
+    spec = load_study_file(path)
+    assert spec.objective_names[:2] == ["val_accuracy", "spikes_per_sample"] or "energy_uj" in spec.objective_names
+
+
+def test_conditions_sample_only_when_active():
+    import optuna
+
+    from sparsity_search.search.space import parse_space
+
+    space = parse_space(TINY_SPACE, "inline")
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        params = space.suggest(trial)
+        assert ("temperature" in params) == (params["schedule"] == "annealing")
+        seen.add(params["schedule"])
+        study.tell(trial, [0.5, 1.0])
+    assert seen == {"constant", "annealing"}

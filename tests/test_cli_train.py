@@ -1,0 +1,65 @@
+"""`sparsity-search train` as a user runs it: flags over YAML, JSON row, one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import cli
+
+FAST = ["--epochs", "2", "--set", "hidden=[32]", "--timesteps", "2", "-q"]
+
+
+def test_train_writes_the_result_row(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 5\nlambda_max: 0.5\nschedule: constant\n")
+    proc = cli("train", "--config", cfg, *FAST, "--lambda-max", "1.5", "--json", tmp_path / "row.json")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads((tmp_path / "row.json").read_text())
+    for key in ("val_accuracy", "test_accuracy", "spikes_per_sample", "firing_rate", "energy_uj",
+                "synops_per_sample", "epochs", "wall_time_s"):
+        assert key in row
+    assert row["config"]["lambda_max"] == 1.5 and row["config"]["epochs"] == 2  # flags override the file
+    assert row["config"]["schedule"] == "constant" and row["epochs"] == 2
+    assert "val_accuracy" in proc.stdout  # the final table
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--lambda-max", "-1"], "lambda_max"),
+    (["--timesteps", "0"], "timesteps"),
+    (["--lr", "0"], "lr"),
+    (["--epochs", "two"], "--epochs"),
+    (["--schedule", "cubic"], "schedule"),
+    (["--set", "bogus=1"], "bogus"),
+    (["--set", "hidden=abc"], "hidden"),
+    (["--device", "tpu"], "device"),
+])
+def test_bad_values_are_one_line_exit_2(args, field):
+    proc = cli("train", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and field in proc.stderr, proc.stderr
+
+
+def test_bad_config_file_names_file_and_field(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("timesteps: 0\n")
+    proc = cli("train", "--config", cfg)
+    assert proc.returncode == 2 and f"{cfg}: timesteps" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = cli("train", "--device", "cuda", *FAST)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_python_m_matches_console_script():
+    help_m = cli("train", "--help", check=True).stdout
+    console = subprocess.run([sys.executable, "-c", "import sys; from sparsity_search.cli import main; "
+                              "sys.argv = ['sparsity-search', 'train', '--help']; sys.exit(main())"],
+                             capture_output=True, text=True)
+    assert console.returncode == 0 and console.stdout == help_m

@@ -1,0 +1,73 @@
+"""TrainConfig: defaults, YAML loading, typed overrides, and one-line errors naming the field."""
+
+import math
+
+import pytest
+
+from sparsity_search.config import TrainConfig, from_dict, load_config, parse_override, save_config
+from sparsity_search.errors import ConfigError
+
+
+def test_defaults_are_valid_and_leak_follows_neuron_and_tau():
+    cfg = TrainConfig()
+    assert cfg.leak == 0.9
+    assert cfg.replace(neuron="if").leak == 1.0
+    assert cfg.replace(tau=2.0).leak == pytest.approx(math.exp(-0.5))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("lambda_max", -0.1, "lambda_max: must be >= 0.0"),
+    ("timesteps", 0, "timesteps: must be >= 1"),
+    ("lr", 0.0, "lr: must be > 0.0"),
+    ("schedule", "cosine", "schedule: must be one of constant, linear, annealing"),
+    ("timesteps", 2.5, "timesteps: expected int"),
+    ("hidden", [64, "a"], "hidden: expected a list of int"),
+    ("lr", float("nan"), "lr: must be finite"),
+    ("bogus", 1, "bogus: unknown key"),
+])
+def test_bad_values_name_the_field(key, value, message):
+    with pytest.raises(ConfigError) as info:
+        from_dict({key: value}, "cfg.yaml")
+    assert str(info.value).startswith("cfg.yaml: " + message)
+    assert "\n" not in str(info.value)
+
+
+def test_int_is_accepted_for_float_fields_but_not_the_reverse():
+    assert from_dict({"lr": 1}).lr == 1.0
+    with pytest.raises(ConfigError):
+        from_dict({"epochs": 2.0})
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\nlambda_max: 0.5\nhidden: [32, 16]\n")
+    cfg = load_config(path, {"lambda_max": 1.5})
+    assert (cfg.epochs, cfg.lambda_max, cfg.hidden) == (3, 1.5, [32, 16])
+
+
+def test_save_then_load_round_trips(tmp_path):
+    cfg = TrainConfig(lambda_max=2.0, schedule="linear", hidden=[8])
+    save_config(cfg, tmp_path / "out.yaml")
+    assert load_config(tmp_path / "out.yaml") == cfg
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1,\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML at line"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read file"):
+        load_config(tmp_path / "missing.yaml")
+    bad.write_text("epochs: -1\n")
+    with pytest.raises(ConfigError, match="bad.yaml: epochs: must be >= 1"):
+        load_config(bad)
+
+
+def test_parse_override_types_values():
+    assert parse_override("hidden=[64,32]") == ("hidden", [64, 32])
+    assert parse_override("lambda-max=2") == ("lambda_max", 2.0)
+    assert parse_override("data_dir=123") == ("data_dir", "123")
+    with pytest.raises(ConfigError, match="nope: unknown key"):
+        parse_override("nope=1")
+    with pytest.raises(ConfigError, match="epochs: expected int"):
+        parse_override("epochs=x")
