@@ -7,10 +7,12 @@ toolkit adds lives in user attributes: ``is_baseline``, ``config`` (the resolved
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -23,9 +25,9 @@ from ..errors import ConfigError, DivergedError
 from ..train import train
 from . import _samplers
 from ._base import RunSettings, SearchBackend
-from .early_stopping import moasha_hook, origin_number
+from .early_stopping import moasha_hook
 from .records import TrialRecord, baseline_params
-from .storage import open_storage
+from .storage import ORIGIN_ATTR, TrialHeartbeat, fail_stale_trials, is_journal, open_storage, origin_number
 from .study_file import StudySpec
 
 log = logging.getLogger(__name__)
@@ -108,8 +110,9 @@ class Objective:
         return self._data[key]
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        cfg = self.config_for(trial)
+        trial.set_user_attr(ORIGIN_ATTR, origin_number(trial))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        cfg = self.config_for(trial)
         stop_early = moasha_hook(self.spec, cfg.epochs)
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
@@ -117,8 +120,11 @@ class Objective:
             if stop_early is not None:
                 stop_early(trial, epoch, metrics)
 
+        beat = (TrialHeartbeat(Path(cfg.checkpoint_dir), self.spec.heartbeat.interval)
+                if is_journal(self.settings.storage) else contextlib.nullcontext())
         try:
-            row = train(cfg, report, data=self.data_for(cfg))
+            with beat:
+                row = train(cfg, report, data=self.data_for(cfg))
         except DivergedError as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
@@ -145,14 +151,19 @@ def run_worker(spec: StudySpec, settings: RunSettings,
         running = len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         return budget is not None and finished_count(s) + running >= budget
 
+    def fail_stale() -> None:
+        for number in fail_stale_trials(study, settings.storage, spec.heartbeat.grace_period):
+            log.warning("trial %d lost its worker: failed, and queued once more from its checkpoint", number)
+
     def after_trial(s: optuna.Study, _: FrozenTrial) -> None:
+        fail_stale()
         if on_trial is not None:
             on_trial(s)
         if covered(s):
             s.stop()
 
     while deadline is None or time.monotonic() < deadline:
-        optuna.storages.fail_stale_trials(study)  # fail and requeue trials of dead workers before counting
+        fail_stale()  # before counting: a dead worker's trial becomes a queued retry
         if budget is not None and finished_count(study) >= budget:
             return
         if covered(study):

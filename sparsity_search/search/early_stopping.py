@@ -14,6 +14,7 @@ from typing import Any, Callable
 import optuna
 
 from ..moasha import rung_epochs, should_continue
+from .storage import origin_number
 from .study_file import StudySpec
 
 EpochHook = Callable[[optuna.Trial, int, dict[str, Any]], None]
@@ -45,9 +46,3 @@ def moasha_hook(spec: StudySpec, max_epochs: int) -> EpochHook | None:
             raise optuna.TrialPruned(f"MO-ASHA stopped the trial at epoch {epoch}")
 
     return hook
-
-
-def origin_number(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
-    """The trial's own number, or the number of the trial it retries."""
-    origin = optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)
-    return trial.number if origin is None else origin

@@ -21,7 +21,10 @@ from typing import Any
 
 from sparsity_search import DivergedError, train
 
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Loopback only, no usage reporting, and patient start-up timeouts: on a busy 2-core CI machine Ray's Python agents
+# can take minutes to import.
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_agent_register_timeout_ms": "600000", "RAY_worker_register_timeout_seconds": "600"}
 
 
 def free_port() -> int:

@@ -20,6 +20,81 @@ from sparsity_search.api import open_study
 pytestmark = pytest.mark.ray
 
 
+def _trial_folder(root, name, config, rows, errors=()):
+    """A Tune trial folder as Tune writes it: params.json, result.json (JSON lines), error.txt."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text(json.dumps(config))
+    (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if errors:
+        (folder / "error.txt").write_text("".join(
+            f"Failure # {i + 1} (occurred at {date})\nTraceback ...\n{message}\n" for i, (date, message)
+            in enumerate(errors)))
+
+
+def _epoch(epoch, date, **extra):
+    return {"epoch": epoch, "val_accuracy": 0.5 + epoch / 10, "spikes_per_sample": 100.0 - epoch,
+            "test_accuracy": None, "date": date, "time_total_s": float(epoch), "training_iteration": epoch,
+            "config": {}, "node_id": "n1", **extra}
+
+
+def test_records_read_trial_folders_without_ray(tmp_path):
+    from sparsity_search.api import locate
+    from sparsity_search.search._ray import RayBackend
+
+    spec, settings = locate(_ray_study(tmp_path, n_trials=5), results=str(tmp_path / "results"))
+    exp = settings.results_dir / "ray"
+    d1, d2, d3 = "2030-01-01_00-00-01", "2030-01-01_00-00-02", "2030-01-01_00-00-03"
+    final = {**_epoch(2, d2), "test_accuracy": 0.7, "epochs": 2, "final": True, "train_config": {"lambda_max": 0.0}}
+    _trial_folder(exp, "run_trial_a_1", {"is_baseline": True, "trial_number": 0}, [_epoch(1, d1), final])
+    _trial_folder(exp, "run_trial_b_2", {"lambda_max": 1.0, "schedule": "constant", "is_baseline": False,
+                                         "trial_number": 1}, [_epoch(1, d1)])  # still running
+    _trial_folder(exp, "run_trial_c_3", {"lambda_max": 2.0, "schedule": "constant", "is_baseline": False,
+                                         "trial_number": 2},
+                  [_epoch(1, d1), {"diverged": True, "fail_reason": "loss diverged (nan)", "date": d2}])
+    _trial_folder(exp, "run_trial_d_4", {"lambda_max": 3.0, "schedule": "constant", "is_baseline": False,
+                                         "trial_number": 3}, [_epoch(1, d1)],
+                  errors=[(d2, "RuntimeError: first"), (d3, "RuntimeError: node lost")])  # retries used up
+    _trial_folder(exp, "run_trial_e_5", {"lambda_max": 4.0, "schedule": "constant", "is_baseline": False,
+                                         "trial_number": 4}, [_epoch(1, d1), _epoch(2, d3)],
+                  errors=[(d2, "RuntimeError: once")])  # retried, running again
+    # a copy of trial 1 started before a killed driver's last snapshot: the newer one wins
+    _trial_folder(exp, "run_trial_f_2", {"lambda_max": 1.0, "schedule": "constant", "is_baseline": False,
+                                         "trial_number": 1}, [])
+    (exp / "tuner.pkl").write_bytes(b"not a trial")
+
+    records = RayBackend().records(spec, settings)
+    assert [(r.number, r.state) for r in records] == [(0, "COMPLETE"), (1, "RUNNING"), (2, "FAIL"), (3, "FAIL"),
+                                                     (4, "RUNNING")]
+    base, running, diverged, failed, retried = records
+    assert base.is_baseline and base.params == {"lambda_max": 0.0, "schedule": "annealing", "temperature": 0.3}
+    assert base.metrics["test_accuracy"] == 0.7 and base.epochs == 2 and base.config == {"lambda_max": 0.0}
+    assert "date" not in base.metrics and "config" not in base.metrics and base.metrics["node_id"] == "n1"
+    assert running.params == {"lambda_max": 1.0, "schedule": "constant"} and running.epochs == 1
+    assert running.config["lambda_max"] == 1.0 and running.metrics["val_accuracy"] == pytest.approx(0.6)
+    assert diverged.fail_reason == "loss diverged (nan)" and diverged.metrics["val_accuracy"] == pytest.approx(0.6)
+    assert failed.fail_reason == "RuntimeError: node lost" and retried.fail_reason == ""
+
+
+def test_placement_follows_settings_and_cluster(tmp_path):
+    from sparsity_search.api import locate
+    from sparsity_search.errors import ConfigError
+    from sparsity_search.search._ray import plan_placement
+
+    spec, settings = locate(_ray_study(tmp_path), results=str(tmp_path))
+    cpu = plan_placement(spec, settings, {"CPU": 8.0})
+    assert (cpu.cpus, cpu.gpus, cpu.device, cpu.max_concurrent) == (1.0, 0.0, "cpu", 8)
+    settings.trials_per_gpu, settings.cpus_per_trial = 4, 2.0
+    gpu = plan_placement(spec, settings, {"CPU": 16.0, "GPU": 1.0})
+    assert (gpu.cpus, gpu.gpus, gpu.device, gpu.max_concurrent) == (2.0, 0.25, "cuda", 4)
+    settings.device, settings.max_concurrent = "cpu", 3
+    assert plan_placement(spec, settings, {"CPU": 16.0, "GPU": 1.0}).gpus == 0.0
+    assert plan_placement(spec, settings, {"CPU": 16.0, "GPU": 1.0}).max_concurrent == 3
+    settings.device = "cuda"
+    with pytest.raises(ConfigError):
+        plan_placement(spec, settings, {"CPU": 4.0})
+
+
 def _ray_study(folder, name="tiny", **changes):
     return write_study(folder, name=name, backend="ray", **changes)
 
