@@ -13,7 +13,7 @@ from typing import Any
 from .config import TrainConfig, load_config
 from .errors import ConfigError, DataError, DivergedError, SparsitySearchError
 
-_LAZY = {"train": ".train", "open_study": ".api"}
+_LAZY = {"train": ".trainer", "open_study": ".api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -51,7 +51,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from .config import load_config, parse_override
     from .progress import EpochProgress
-    from .train import train
+    from .trainer import train
 
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.set)
     for field in [f for f, _ in TRAIN_FLAGS.values()] + ["download", "resume"]:

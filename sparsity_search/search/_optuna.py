@@ -21,8 +21,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import TrainConfig, save_config
 from ..data import DataSplits, load_data
 from ..devices import resolve_device
-from ..errors import ConfigError, DivergedError
-from ..train import train
+from ..errors import ConfigError, DivergedError, SparsitySearchError
+from ..trainer import train
 from . import _samplers
 from ._base import RunSettings, SearchBackend
 from .early_stopping import moasha_hook
@@ -31,6 +31,8 @@ from .storage import ORIGIN_ATTR, TrialHeartbeat, fail_stale_trials, is_journal,
 from .study_file import StudySpec
 
 log = logging.getLogger(__name__)
+# Optuna logs each failed trial with a traceback; a diverged trial is an expected outcome, reported in one line.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 SPEC_ATTR = "sparsity_search_spec"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -127,6 +129,7 @@ class Objective:
                 row = train(cfg, report, data=self.data_for(cfg))
         except DivergedError as exc:
             trial.set_user_attr("fail_reason", str(exc))
+            log.warning("trial %d failed: %s", trial.number, exc)
             raise
         metrics = {k: v for k, v in row.items() if k != "config"}
         trial.set_user_attr("result", metrics)
@@ -144,7 +147,6 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     budget = settings.n_trials or spec.n_trials
     timeout = settings.timeout or spec.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     objective = Objective(spec, settings)
 
     def covered(s: optuna.Study) -> bool:
@@ -155,17 +157,23 @@ def run_worker(spec: StudySpec, settings: RunSettings,
         for number in fail_stale_trials(study, settings.storage, spec.heartbeat.grace_period):
             log.warning("trial %d lost its worker: failed, and queued once more from its checkpoint", number)
 
+    def failing(s: optuna.Study) -> bool:  # every trial failing (a broken setting) must not loop forever
+        return budget is not None and len(s.get_trials(deepcopy=False, states=(TrialState.FAIL,))) >= budget
+
     def after_trial(s: optuna.Study, _: FrozenTrial) -> None:
         fail_stale()
         if on_trial is not None:
             on_trial(s)
-        if covered(s):
+        if covered(s) or failing(s):
             s.stop()
 
     while deadline is None or time.monotonic() < deadline:
         fail_stale()  # before counting: a dead worker's trial becomes a queued retry
         if budget is not None and finished_count(study) >= budget:
             return
+        if failing(study):
+            raise SparsitySearchError(f"study {spec.name!r}: as many trials failed as the budget asks for "
+                                      f"({budget}); `status` shows why")
         if covered(study):
             time.sleep(min(WAIT_S, spec.heartbeat.interval))
             continue

@@ -48,7 +48,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ..config import TrainConfig
 from ..errors import ConfigError, DivergedError
 from ..progress import StudyProgress
-from ..train import train
+from ..trainer import train
 from . import _samplers
 from ._base import RunSettings, SearchBackend
 from .records import TrialRecord, baseline_params

@@ -102,7 +102,8 @@ class StudySpec(_Strict):
     model: str | None = None
     train: dict[str, Any] = Field(default_factory=dict)
     search_space: Union[str, SearchSpace]
-    objectives: list[Union[str, Objective]] = Field(default_factory=lambda: ["val_accuracy", "spikes_per_sample"])
+    objectives: list[Union[str, Objective]] = Field(default_factory=lambda: ["val_accuracy", "spikes_per_sample"],
+                                                    validate_default=True)
     sampler: Sampler = Field(default_factory=Sampler)
     n_trials: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0)
@@ -190,6 +191,8 @@ def _check_sampler_options(spec: StudySpec, source: str) -> None:
 
 def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
     """Validate a study mapping; a search-space path is resolved against ``base_dir`` and loaded."""
+    if isinstance(data, dict) and isinstance(data.get("search_space"), dict):  # inline: its own field names
+        data = {**data, "search_space": parse_space(data["search_space"], f"{source}: search_space")}
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:

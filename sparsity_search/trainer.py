@@ -153,6 +153,6 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Non
     row = {k: v for k, v in history[-1].items() if k not in ("epoch", "wall_time_s")}
     test_accuracy, test_stats = evaluate(model, data.test_x, data.test_y, cfg, amp)
     row.update(test_accuracy=test_accuracy, test_spikes_per_sample=test_stats["spikes_per_sample"],
-               test_energy_uj=test_stats["energy_uj"], epochs=len(history),
+               test_energy_uj=test_stats["energy_uj"], epochs=len(history), resumed_from_epoch=start_epoch,
                wall_time_s=time.perf_counter() - t0, config=cfg.to_dict())
     return row
