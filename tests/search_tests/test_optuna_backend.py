@@ -160,7 +160,7 @@ def test_sigkilled_worker_then_resume_keeps_finished_trials_once(tmp_path):
 def test_diverging_trial_is_failed_with_reason_and_the_study_finishes(tmp_path):
     space = {"params": {"lr": {"type": "categorical", "choices": [0.002, 1.0e+36]}}}
     study = write_study(tmp_path, n_trials=3, search_space=space, baseline=False, sampler={"name": "random"},
-                        seed=3, train={"epochs": 2, "hidden": [32], "timesteps": 2, "optimizer": "sgd"})
+                        seed=8, train={"epochs": 2, "hidden": [32], "timesteps": 2, "optimizer": "sgd"})
     cli("launch", study, "--results", tmp_path / "r", "-q", "--n-trials", "3", check=True)
     table = _trials(tmp_path / "r")
     failed = table[table["state"] == "FAIL"]
