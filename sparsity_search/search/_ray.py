@@ -245,11 +245,11 @@ def connect(settings: RunSettings) -> bool:
     """Join ``settings.ray_address``, or start a local Ray on loopback; True when this call connected."""
     if ray.is_initialized():
         return False
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     common: dict[str, Any] = {"configure_logging": False, "log_to_driver": False, "include_dashboard": False}
     if settings.ray_address:
         ray.init(address=settings.ray_address, **common)
         return True
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's own processes: loopback only
     num_gpus = None
     if settings.device == "cpu":
         num_gpus = 0

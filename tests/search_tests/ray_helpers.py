@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -48,13 +49,22 @@ class LoopbackCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """For the nodes and the driver. Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 as "no multi-node clusters"
+        on every OS, so this cluster allows them (each node is bound by --node-ip-address 127.0.0.1); it uses Ray's
+        token authentication with a token of its own, not the one in ~/.ray."""
+        return {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN_PATH": str(self.temp_dir / "auth_token")}
+
     def _node_ports(self) -> list[str]:
         return ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
                 "--metrics-export-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
                 "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port())]
 
     def start(self) -> "LoopbackCluster":
-        env = dict(os.environ, **RAY_ENV)
+        (self.temp_dir / "auth_token").write_text(secrets.token_hex(32))
+        env = dict(os.environ, **self.env)
         head = [_ray_cli(), "start", "--head", "--port", str(self.port), "--node-ip-address", "127.0.0.1",
                 "--num-cpus", "1", "--num-gpus", "0", "--include-dashboard", "false",
                 "--temp-dir", str(self.temp_dir), "--disable-usage-stats", *self._node_ports()]
