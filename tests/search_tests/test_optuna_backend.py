@@ -57,6 +57,13 @@ def test_no_match_is_one_line_and_exit_1(tmp_path):
     proc = cli("query", study, "--results", tmp_path / "r", "--min-accuracy", "1.0")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
 
+    status = cli("status", study, "--results", tmp_path / "r", check=True).stdout
+    assert "complete=2" in status and "baseline: trial 0" in status and "hypervolume:" in status
+    for kind in ("pareto", "history"):
+        png = tmp_path / f"{kind}.png"
+        cli("plot", study, "--results", tmp_path / "r", "--kind", kind, "-o", png, check=True)
+        assert png.read_bytes().startswith(b"\x89PNG")
+
 
 @pytest.mark.parametrize("fmt,reader", [
     ("csv", pd.read_csv), ("json", lambda p: pd.read_json(p, orient="records")), ("parquet", pd.read_parquet)])
