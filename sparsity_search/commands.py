@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def _worker(args: argparse.Namespace) -> int:
     if spec.backend != "optuna":
         raise ConfigError("workers join Optuna studies; a Ray study scales with `ray start --address`",
                           field="backend")
-    run_worker(spec, settings)
+    run_worker(spec, settings, salt=os.getpid())  # concurrent workers must not propose the same points
     return 0
 
 

@@ -138,12 +138,15 @@ class Objective:
 
 
 def run_worker(spec: StudySpec, settings: RunSettings,
-               on_trial: Callable[[optuna.Study], None] | None = None) -> None:
+               on_trial: Callable[[optuna.Study], None] | None = None, salt: int = 0) -> None:
     """One worker's loop, until the study counts ``n_trials`` finished (complete or pruned) trials or the
     timeout passes. Counting happens in storage, so a resumed study never reruns a finished trial. While the
     trials still missing are all running elsewhere, the worker waits: they finish, or their worker died and
     the heartbeat fails them, and their retry (queued with the same parameters) is picked up here."""
     study = open_study(spec, settings.storage, create=False, worker=True)
+    # A sampler seeded only by the study's seed would propose the same points again after a resume, and in
+    # every concurrent worker: offset it by the trials already stored (and a per-process salt for workers).
+    study.sampler = _samplers.make_sampler(spec, seed=spec.seed + len(study.get_trials(deepcopy=False)) + salt)
     budget = settings.n_trials or spec.n_trials
     timeout = settings.timeout or spec.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
