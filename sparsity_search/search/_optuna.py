@@ -142,7 +142,8 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     """One worker's loop, until the study counts ``n_trials`` finished (complete or pruned) trials or the
     timeout passes. Counting happens in storage, so a resumed study never reruns a finished trial. While the
     trials still missing are all running elsewhere, the worker waits: they finish, or their worker died and
-    the heartbeat fails them, and their retry (queued with the same parameters) is picked up here."""
+    the heartbeat fails them, and their retry (queued with the same parameters) is picked up here. Workers
+    that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1."""
     study = open_study(spec, settings.storage, create=False, worker=True)
     # A sampler seeded only by the study's seed would propose the same points again after a resume, and in
     # every concurrent worker: offset it by the trials already stored (and a per-process salt for workers).

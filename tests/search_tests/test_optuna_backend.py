@@ -84,7 +84,7 @@ def test_two_local_workers_share_the_embedded_storage(tmp_path):
     cli("launch", study, "--results", tmp_path / "r", "--workers", "2", "-q", check=True)
     trials = open_study(study, results=str(tmp_path / "r"))
     table = trials.trials()
-    assert (table["state"] == "COMPLETE").sum() == 6 and len(table) == 6
+    assert 6 <= (table["state"] == "COMPLETE").sum() == len(table) <= 7  # at most one extra (see run_worker)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
         str(tmp_path / "r" / "tiny" / "study.journal")))
     workers = {t.user_attrs["worker"] for t in optuna.load_study(study_name="tiny", storage=storage).trials}
@@ -100,7 +100,8 @@ def test_two_workers_on_postgresql(tmp_path):
     try:
         cli("launch", study, "--storage", url, "--results", tmp_path / "r", "--workers", "2", "-q", check=True)
         loaded = optuna.load_study(study_name=name, storage=url)
-        assert len(loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
+        # budget met; two workers finishing at the same instant may each start one more (documented)
+        assert 5 <= len(loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) <= 6
         assert len({t.user_attrs["worker"] for t in loaded.trials}) == 2
         # a name and the storage are enough to read it back, from anywhere
         shown = cli("pareto", name, "--storage", url, "--results", tmp_path / "elsewhere", check=True).stdout
