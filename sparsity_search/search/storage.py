@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -107,7 +106,7 @@ def fail_stale_trials(study: optuna.Study, storage_url: str, grace_period: float
         optuna.storages.fail_stale_trials(study)
         return []
     failed = []
-    now = datetime.now().timestamp()
+    now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if now - _last_sign_of_life(trial) <= grace_period:
             continue
@@ -116,5 +115,5 @@ def fail_stale_trials(study: optuna.Study, storage_url: str, grace_period: float
         except (ValueError, RuntimeError):  # another worker failed (or the owner finished) it first
             continue
         failed.append(trial.number)
-        _retry()(study, study.get_trials(deepcopy=False)[trial.number])
+        _retry()(study, trial)  # copies params and user attributes; the state it had does not matter
     return failed

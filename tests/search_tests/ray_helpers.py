@@ -72,7 +72,11 @@ class LoopbackCluster:
         worker = [_ray_cli(), "start", "--address", self.address, "--node-ip-address", "127.0.0.1",
                   "--num-cpus", "1", "--num-gpus", "0", "--temp-dir", str(self.temp_dir / "w"),
                   "--disable-usage-stats", *self._node_ports()]
-        subprocess.run(worker, check=True, capture_output=True, env=env, timeout=120)
+        try:
+            subprocess.run(worker, check=True, capture_output=True, env=env, timeout=120)
+        except BaseException:
+            self.stop()  # a head without its second node must not outlive the test
+            raise
         return self
 
     def pids(self) -> list[int]:
