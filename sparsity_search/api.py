@@ -76,7 +76,7 @@ class Study:
     def trials(self) -> pd.DataFrame:
         """Every trial (any state) in trial order, with ``pareto_rank``, ``is_pareto`` and reductions against the baseline."""
         records = get_backend(self.spec.backend).records(self.spec, self.settings)
-        return trials_table(records, self.spec).sort_values("trial").reset_index(drop=True)
+        return trials_table(records, self.spec)
 
     def pareto(self, all_trials: bool = False, include_pruned: bool = False) -> pd.DataFrame:
         """The Pareto front (or every complete trial with ``all_trials``), sorted by accuracy."""
@@ -85,8 +85,7 @@ class Study:
         table = table[table["state"].isin(states)]
         if not all_trials:
             table = table[table["is_pareto"]]
-        return table.sort_values([self.spec.accuracy_metric, "trial"], ascending=[False, True],
-                                 na_position="last", kind="stable").reset_index(drop=True)
+        return pareto.by_accuracy(table, self.spec.accuracy_metric)
 
     def query(self, rule: str, value: float | None = None) -> pd.DataFrame:
         """One of ``QUERIES``: the Pareto-optimal trial(s) satisfying it (possibly none)."""

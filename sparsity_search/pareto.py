@@ -330,7 +330,7 @@ def _require_baseline(table: pd.DataFrame, accuracy: str) -> float:
 
 
 def annotate(table: pd.DataFrame, objectives: Sequence[str], directions: Sequence[Direction]) -> pd.DataFrame:
-    """Copy of ``table`` with Pareto rank and baseline-relative columns, sorted by accuracy (best first).
+    """Copy of ``table`` (same row order, fresh index) with Pareto rank and baseline-relative columns.
 
     - ``pareto_rank`` (nullable Int64): front index among COMPLETE rows with finite values in every
       objective; other rows get <NA>, because a failed or pruned trial is not a trade-off anyone can pick.
@@ -338,7 +338,7 @@ def annotate(table: pd.DataFrame, objectives: Sequence[str], directions: Sequenc
     - ``accuracy_delta``: 100 * (accuracy - baseline accuracy), in points; accuracy is the first maximised
       objective (else ``val_accuracy``). NaN without a baseline.
     - ``spike_reduction_pct``: 100 * (1 - spikes_per_sample / baseline's); NaN without a baseline or column.
-    Rows are sorted by accuracy descending (missing last), then by ``trial``.
+    Callers sort: the trial table wants trial order, fronts and queries want accuracy order (:func:`by_accuracy`).
     """
     out = table.reset_index(drop=True)
     ranked = _complete(out, objectives)
@@ -355,10 +355,14 @@ def annotate(table: pd.DataFrame, objectives: Sequence[str], directions: Sequenc
         out["accuracy_delta"] = 100.0 * (out[accuracy].astype(float) - float(base[accuracy]))
     if base is not None and SPIKES in out:
         out["spike_reduction_pct"] = 100.0 * (1.0 - out[SPIKES].astype(float) / float(base[SPIKES]))
-    if accuracy in out:
-        keys = [accuracy] + (["trial"] if "trial" in out else [])
-        out = out.sort_values(keys, ascending=[False] + [True] * (len(keys) - 1), na_position="last", kind="stable")
-    return out.reset_index(drop=True)
+    return out
+
+
+def by_accuracy(table: pd.DataFrame, accuracy: str) -> pd.DataFrame:
+    """``table`` sorted by ``accuracy`` descending (missing last), then by ``trial``; fresh index."""
+    keys = [accuracy] + (["trial"] if "trial" in table else [])
+    return table.sort_values(keys, ascending=[False] + [True] * (len(keys) - 1), na_position="last",
+                             kind="stable").reset_index(drop=True)
 
 
 def _cheapest_at_least(table: pd.DataFrame, threshold: float, accuracy: str, cost: str) -> pd.DataFrame:
@@ -367,7 +371,7 @@ def _cheapest_at_least(table: pd.DataFrame, threshold: float, accuracy: str, cos
     front = front[front["is_pareto"] & (front[accuracy] >= threshold - _TOL)]
     if front.empty:
         return front.reset_index(drop=True)
-    return front[front[cost] == front[cost].min()].reset_index(drop=True)
+    return by_accuracy(front[front[cost] == front[cost].min()], accuracy)
 
 
 def query_max_accuracy_drop(

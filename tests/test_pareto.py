@@ -11,6 +11,7 @@ import pytest
 
 from sparsity_search.pareto import (
     annotate,
+    by_accuracy,
     baseline_row,
     default_reference,
     dominates,
@@ -231,10 +232,10 @@ def _trials(df: pd.DataFrame) -> list[int]:
 
 def test_annotate():
     out = annotate(_table(), ["val_accuracy", "spikes_per_sample"], MAX_MIN)
-    assert _trials(out) == [6, 1, 0, 2, 8, 3, 5, 4, 7]  # accuracy descending, then trial; NaN last
+    assert _trials(out) == _trials(_table())  # row order kept
+    assert _trials(by_accuracy(out, "val_accuracy")) == [6, 1, 0, 2, 8, 3, 5, 4, 7]  # then trial; NaN last
     by_trial = out.set_index("trial")
-    assert by_trial["pareto_rank"].isna().tolist() == [True, False, False, False, False, False, False, False,
-                                                       True]
+    assert sorted(by_trial.index[by_trial["pareto_rank"].isna()]) == [6, 7]
     assert sorted(by_trial.index[by_trial["is_pareto"]]) == [1, 2, 3, 4, 8]
     assert by_trial.loc[0, "pareto_rank"] == 1 and by_trial.loc[5, "pareto_rank"] == 1
     assert by_trial.loc[2, "accuracy_delta"] == pytest.approx(-0.5)
