@@ -79,10 +79,19 @@ class Study:
         return trials_table(records, self.spec)
 
     def pareto(self, all_trials: bool = False, include_pruned: bool = False) -> pd.DataFrame:
-        """The Pareto front (or every complete trial with ``all_trials``), sorted by accuracy."""
+        """The Pareto front (or every complete trial with ``all_trials``), sorted by accuracy.
+
+        With ``include_pruned`` pruned trials count as points at the epoch they reached: the front (and
+        ``pareto_rank``/``is_pareto``) is recomputed over complete and pruned trials, and they are listed too.
+        """
         table = self.trials()
         states = ["COMPLETE", "PRUNED"] if all_trials or include_pruned else ["COMPLETE"]
         table = table[table["state"].isin(states)]
+        if include_pruned:
+            ranked = pareto.annotate(table.assign(state="COMPLETE"), self.spec.objective_names,
+                                     self.spec.directions)
+            table = table.assign(pareto_rank=ranked["pareto_rank"].to_numpy(),
+                                 is_pareto=ranked["is_pareto"].to_numpy())
         if not all_trials:
             table = table[table["is_pareto"]]
         return pareto.by_accuracy(table, self.spec.accuracy_metric)

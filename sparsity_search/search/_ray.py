@@ -1,6 +1,7 @@
 """Ray Tune backend: one Tune experiment per study, in ``<results>/<name>/ray`` (tested with Ray 2.60).
 
-Every Ray import of the package lives in this module (``get_backend("ray")`` imports it lazily). The pieces:
+Every Ray import of the package lives in this module and ``_ray_moasha`` (``get_backend("ray")`` imports them
+lazily). The pieces:
 
 - **Trainable.** ``run_trial`` is a function trainable that only wraps ``train(cfg, report)``. It reports every
   epoch's metrics with the trainer's ``checkpoint.pt`` as a ``tune.Checkpoint``; a retried or resumed trial gets
@@ -20,6 +21,10 @@ Every Ray import of the package lives in this module (``get_backend("ray")`` imp
   errored ones continue from their last checkpoint, the searcher continues where it was. A restored experiment
   keeps the budget, timeout, concurrency and resources it was launched with (Tune stores them); the timeout
   counts from each run's start. An experiment that ended (budget or timeout) starts no new trials.
+- **Early stopping.** With ``early_stopping: {kind: moasha}`` the Tuner gets ``MOASHAScheduler``
+  (``_ray_moasha``), the promotion rule of the Optuna side as a Tune scheduler. A trial it stops is listed in
+  ``moasha.json`` in the experiment folder; ``records`` shows it as PRUNED with the epoch it reached and that
+  epoch's metrics, and the searcher tells it to Optuna as PRUNED (partial metrics are not a result).
 - **Records.** ``records`` reads the trial folders (``params.json``, ``result.json``, ``error.txt``) without Ray,
   during or after a sweep. Tune writes them on the driver and copies them to the results folder with its
   experiment snapshots (at least every epoch here, as checkpoints force a snapshot), so a live view lags by a
@@ -170,8 +175,12 @@ class StudySearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id == self._baseline_id or trial_id not in self._ot_trials:
             return
-        if result is not None and (result.get(DIVERGED) or not result.get(FINAL)):
-            result, error = None, True  # diverged, or stopped before its final report
+        if result is not None and result.get(DIVERGED):
+            result, error = None, True
+        elif result is not None and not result.get(FINAL):
+            # Ended without an error before its final report: only the MO-ASHA scheduler stops trials (no Tune
+            # stopper or time budget is set). No values and no error is OptunaSearch's PRUNED.
+            result, error = None, False
         if result is not None:
             values = _samplers.constraint_values(self._spec, result)
             self._ot_trials[trial_id].set_user_attr(_samplers.CONSTRAINTS_ATTR, values)
@@ -222,7 +231,8 @@ class ProgressCallback(tune.Callback):
     def _show(self, trials: list[Any]) -> None:
         if self._progress is not None:
             records = [to_record(self._spec, t.config, [t.last_result] if t.last_result else [],
-                                 failed=t.status == "ERROR") for t in trials if NUMBER in t.config]
+                                 failed=t.status == "ERROR", pruned=t.status == "TERMINATED")
+                       for t in trials if NUMBER in t.config]
             self._progress.update(records)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
@@ -242,23 +252,37 @@ class ProgressCallback(tune.Callback):
 
 
 def connect(settings: RunSettings) -> bool:
-    """Join ``settings.ray_address``, or start a local Ray on loopback; True when this call connected."""
+    """Join ``settings.ray_address``, or start a local Ray on loopback; True when this call connected.
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported. While it is on (Linux's default),
+    ``ray.init`` rewrites 127.0.0.1 to this host's routable IP, and a local Ray's GCS and raylet then listen on every
+    interface. So a local Ray, or a cluster at a loopback address, is reached with it off (Ray has no public switch).
+    """
     if ray.is_initialized():
         return False
+    import ray._private.ray_constants as ray_constants
+
     common: dict[str, Any] = {"configure_logging": False, "log_to_driver": False, "include_dashboard": False}
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, **common)
-        return True
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's own processes: loopback only
-    num_gpus = None
-    if settings.device == "cpu":
-        num_gpus = 0
-    elif settings.gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, settings.gpus))  # Ray hands out only these
-        num_gpus = len(settings.gpus)
-    # A local cluster of its own: GCS on a free port (never the default 6379), every process on 127.0.0.1.
-    ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=os.cpu_count(), num_gpus=num_gpus, **common)
-    log.info("started a local Ray (GCS at %s)", ray.get_runtime_context().gcs_address)
+    address = settings.ray_address or "local"
+    if address == "local":
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's own processes: loopback only
+        num_gpus = None
+        if settings.device == "cpu":
+            num_gpus = 0
+        elif settings.gpus:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, settings.gpus))  # Ray hands out only these
+            num_gpus = len(settings.gpus)
+        # A local cluster of its own: GCS on a free port (never the default 6379), every process on 127.0.0.1.
+        common.update(_node_ip_address="127.0.0.1", num_cpus=os.cpu_count(), num_gpus=num_gpus)
+    loopback = address == "local" or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
+    clusters = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = clusters and not loopback
+    try:
+        ray.init(address=address, **common)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = clusters
+    if address == "local":
+        log.info("started a local Ray (GCS at %s)", ray.get_runtime_context().gcs_address)
     return True
 
 
@@ -270,6 +294,8 @@ class RayBackend(SearchBackend):
 
     def run(self, spec: StudySpec, settings: RunSettings) -> None:
         experiment = settings.results_dir.resolve() / EXPERIMENT
+        # Each epoch's checkpoint forces a snapshot by design (resume loses at most one epoch): not worth a warning.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         connected = connect(settings)
         try:
             placement = plan_placement(spec, settings, ray.cluster_resources())
@@ -295,11 +321,20 @@ class RayBackend(SearchBackend):
         budget = settings.n_trials or spec.n_trials
         search = ConcurrencyLimiter(StudySearch(spec, settings.timeout or spec.timeout),
                                     max_concurrent=placement.max_concurrent)
-        tune_config = tune.TuneConfig(search_alg=search, num_samples=budget or -1)
+        scheduler = None
+        if spec.early_stopping.kind == "moasha":
+            from ._ray_moasha import MOASHAScheduler
+
+            scheduler = MOASHAScheduler(spec)
+        # Reused actors skip a worker process (and its torch import) per trial: most of Ray's per-trial cost.
+        tune_config = tune.TuneConfig(search_alg=search, scheduler=scheduler, num_samples=budget or -1,
+                                      reuse_actors=True)
         run_config = tune.RunConfig(
             name=experiment.name, storage_path=str(experiment.parent), verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.ray.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Two, not one: the experiment snapshot on disk may still name the previous checkpoint when the driver
+            # dies, and a resumed trial needs that one to exist.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[ProgressCallback(spec, settings.show_progress)])
         return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
@@ -307,9 +342,12 @@ class RayBackend(SearchBackend):
         experiment = settings.results_dir / EXPERIMENT
         if not experiment.is_dir():
             return []
+        from ._ray_moasha import stopped_trials
+
+        stopped = stopped_trials(experiment)
         best: dict[int, tuple[tuple, TrialRecord]] = {}
         for folder in experiment.iterdir():
-            found = read_trial(folder, spec)
+            found = read_trial(folder, spec, stopped)
             if found is None:
                 continue
             rank, record = found
@@ -321,8 +359,12 @@ class RayBackend(SearchBackend):
 
 
 # -- reading trial folders -------------------------------------------------------------------------------------
-def read_trial(folder: Path, spec: StudySpec) -> tuple[tuple, TrialRecord] | None:
-    """One Tune trial folder as a record, with a rank (finished first, then most recent) to pick duplicates."""
+def read_trial(folder: Path, spec: StudySpec, stopped: dict[int, int] | None = None
+               ) -> tuple[tuple, TrialRecord] | None:
+    """One Tune trial folder as a record, with a rank (finished first, then most recent) to pick duplicates.
+
+    ``stopped``: the trial numbers MO-ASHA stopped (``_ray_moasha.stopped_trials``), read as PRUNED.
+    """
     try:
         config = json.loads((folder / "params.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -333,7 +375,7 @@ def read_trial(folder: Path, spec: StudySpec) -> tuple[tuple, TrialRecord] | Non
     failures = read_failures(folder / "error.txt")
     last_date = rows[-1].get("date", "") if rows else ""
     errored = (len(failures) > spec.ray.max_failures and failures[-1][0] >= last_date) if failures else False
-    record = to_record(spec, config, rows, failed=errored,
+    record = to_record(spec, config, rows, failed=errored, pruned=int(config[NUMBER]) in (stopped or {}),
                        reason=failures[-1][1] if failures and errored else "")
     return (record.state != "RUNNING", last_date), record
 
@@ -366,8 +408,11 @@ def read_failures(path: Path) -> list[tuple[str, str]]:
 
 
 def to_record(spec: StudySpec, config: dict[str, Any], rows: list[dict[str, Any]], failed: bool = False,
-              reason: str = "") -> TrialRecord:
-    """A trial from its Tune config and reported rows (epoch rows, then the final or diverged row)."""
+              reason: str = "", pruned: bool = False) -> TrialRecord:
+    """A trial from its Tune config and reported rows (epoch rows, then the final or diverged row).
+
+    ``pruned``: Tune ended the trial without an error; without a final or diverged row, MO-ASHA stopped it.
+    """
     baseline = bool(config.get(BASELINE))
     last = rows[-1] if rows else {}
     epoch_rows = [r for r in rows if "epoch" in r and not r.get(FINAL)]
@@ -376,6 +421,8 @@ def to_record(spec: StudySpec, config: dict[str, Any], rows: list[dict[str, Any]
         shown = epoch_rows[-1] if epoch_rows else {}
     elif last.get(FINAL):
         state, shown = "COMPLETE", last
+    elif pruned and not failed:
+        state, shown = "PRUNED", last
     else:
         state, shown = ("FAIL" if failed else "RUNNING"), last
     metrics = {k: v for k, v in shown.items() if k not in TUNE_KEYS and v is not None}

@@ -135,6 +135,14 @@ class StudySpec(_Strict):
             raise ValueError("n_trials: give n_trials and/or timeout")
         return self
 
+    @model_validator(mode="after")
+    def _rungs_have_objectives(self) -> "StudySpec":
+        # MO-ASHA compares trials on each epoch's metrics; the test split is evaluated once, after training.
+        if self.early_stopping.kind == "moasha" and "test_accuracy" in self.objective_names:
+            raise ValueError("early_stopping: moasha compares trials every epoch, but test_accuracy is only "
+                             "measured at the end; use val_accuracy")
+        return self
+
     # -- derived views ---------------------------------------------------------------------------------------
     @property
     def objective_names(self) -> list[str]:

@@ -1,7 +1,7 @@
 """Helpers for the Ray backend tests: a loopback Ray cluster of two nodes, and a trainer that injects faults.
 
-Everything here runs on 127.0.0.1 with ports picked free at run time (never Redis's 6379), and cleans up only the
-processes it started: those whose command line names the cluster's own temp folder.
+Everything here runs on 127.0.0.1 with ports that Ray binds itself or that are picked free at run time (never Redis's
+6379), and cleans up only the processes it started: those in the sessions of its own ``ray start`` commands.
 """
 
 from __future__ import annotations
@@ -38,12 +38,25 @@ def _ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
+# `ray start --address` runs Ray's own CLI (the `ray` script's entry point) with one guard lifted. Ray 2.60 refuses to
+# start a joining node when RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (scripts.py reads it as "no multi-node clusters" on any
+# OS), yet only that setting keeps a node on loopback: with clusters enabled, `ray start` rewrites 127.0.0.1 in both
+# --address and --node-ip-address to the host's routable IP (services.resolve_ip_for_localhost) and binds its servers
+# on every interface. So the CLI module alone sees clusters enabled; Ray's services and every process the node starts
+# see =0 and stay on 127.0.0.1.
+_RAY_START_JOINING = (
+    "import sys, types; import ray.scripts.scripts as cli; "
+    "cli.ray_constants = types.SimpleNamespace(**{**vars(cli.ray_constants), 'ENABLE_RAY_CLUSTER': True}); "
+    "sys.argv[0] = 'ray'; sys.exit(cli.main())")
+
+
 @dataclass
 class LoopbackCluster:
-    """``ray start --head`` plus ``ray start --address`` on this machine, one CPU each."""
+    """``ray start --head`` plus ``ray start --address`` on this machine, one CPU each, all on 127.0.0.1."""
 
     temp_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rt", dir="/tmp")))
     port: int = field(default_factory=free_port)
+    sessions: list[int] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -51,50 +64,63 @@ class LoopbackCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        """For the nodes and the driver. Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 as "no multi-node clusters"
-        on every OS, so this cluster allows them (each node is bound by --node-ip-address 127.0.0.1); it uses Ray's
-        token authentication with a token of its own, not the one in ~/.ray."""
-        return {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_AUTH_MODE": "token",
-                "RAY_AUTH_TOKEN_PATH": str(self.temp_dir / "auth_token")}
+        """For the nodes and the driver: loopback only, and Ray's token authentication (on by default in Ray 2.60)
+        with a token of this cluster's own instead of the one in ~/.ray."""
+        return {**RAY_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.temp_dir / "auth_token")}
 
-    def _node_ports(self) -> list[str]:
-        return ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
-                "--metrics-export-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
-                "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port())]
+    def _start(self, command: list[str], role: str) -> None:
+        """Run one ``ray start`` in a session of its own: every process that node starts inherits that session, which
+        is how stop() finds them all, even workers whose command line Ray has renamed (``ray::IDLE``)."""
+        common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats",
+                  # Ray binds these itself and reports the port it got; the CLI's fixed default (52365) would make
+                  # two nodes on one host collide
+                  "--dashboard-agent-listen-port", "0"]
+        with open(self.temp_dir / f"{role}.log", "wb") as log:
+            proc = subprocess.Popen([*command, *common], env=dict(os.environ, **self.env), start_new_session=True,
+                                    stdout=log, stderr=subprocess.STDOUT)
+            self.sessions.append(proc.pid)
+            try:
+                code = proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = None
+        if code != 0:
+            tail = (self.temp_dir / f"{role}.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"ray start ({role}) {'timed out' if code is None else f'exited {code}'}:\n{tail}")
 
     def start(self) -> "LoopbackCluster":
         (self.temp_dir / "auth_token").write_text(secrets.token_hex(32))
-        env = dict(os.environ, **self.env)
-        head = [_ray_cli(), "start", "--head", "--port", str(self.port), "--node-ip-address", "127.0.0.1",
-                "--num-cpus", "1", "--num-gpus", "0", "--include-dashboard", "false",
-                "--temp-dir", str(self.temp_dir), "--disable-usage-stats", *self._node_ports()]
-        subprocess.run(head, check=True, capture_output=True, env=env, timeout=120)
-        worker = [_ray_cli(), "start", "--address", self.address, "--node-ip-address", "127.0.0.1",
-                  "--num-cpus", "1", "--num-gpus", "0", "--temp-dir", str(self.temp_dir / "w"),
-                  "--disable-usage-stats", *self._node_ports()]
         try:
-            subprocess.run(worker, check=True, capture_output=True, env=env, timeout=120)
+            # Ray Client's default port (10001) is fixed: a second cluster on this host would collide
+            self._start([_ray_cli(), "start", "--head", "--port", str(self.port), "--temp-dir", str(self.temp_dir),
+                         "--include-dashboard", "false", "--ray-client-server-port", str(free_port())], "head")
+            self._start([sys.executable, "-c", _RAY_START_JOINING, "start", "--address", self.address,
+                         "--temp-dir", str(self.temp_dir / "w")], "worker")
         except BaseException:
             self.stop()  # a head without its second node must not outlive the test
             raise
         return self
 
     def pids(self) -> list[int]:
-        """Processes of this cluster: their command lines name its temp folder."""
+        """Live processes of this cluster: those in the sessions of its ``ray start`` commands, or whose command
+        line names its temp folder."""
         marker = str(self.temp_dir).encode()
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                if marker in (entry / "cmdline").read_bytes():
+                state, _, _, session = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
+                if state == "Z":  # exited, waiting for a parent to reap it
+                    continue
+                if int(session) in self.sessions or marker in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
-            except OSError:
+            except (OSError, IndexError, ValueError):
                 continue
         return found
 
     def stop(self) -> None:
-        for _ in range(3):
+        for _ in range(10):
             pids = self.pids()
             if not pids:
                 break

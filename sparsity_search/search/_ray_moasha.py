@@ -1,0 +1,114 @@
+"""MO-ASHA for the Ray backend: a Tune scheduler on the same promotion rule as the Optuna side (``moasha``).
+
+Tune calls ``on_trial_result`` on the driver for every epoch a trial reports. At a rung epoch the scheduler
+records the trial's objective vector, asks ``moasha.should_continue`` against every record at that rung, and
+answers CONTINUE or STOP at once (asynchronous: nobody waits for a rung to fill). The baseline is never stopped
+and its records are not counted, as on the Optuna side. Records are keyed by the trial's number, so a retried
+trial (same number) replaces its own record.
+
+State. Tune saves the searcher with its experiment snapshots but never calls a scheduler's ``save``, and the
+scheduler in ``tuner.pkl`` is the one pickled at launch, empty. So the scheduler keeps its rung records and the
+trials it stopped in ``moasha.json`` in the experiment folder, rewritten atomically after each decision:
+``Tuner.restore`` builds a scheduler that reads it back (the rung records keep counting, a stopped trial that
+Tune resumes because the driver died before its snapshot is stopped again at its first result), and
+``RayBackend.records`` reads the stopped trials from it to show them as PRUNED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from ..moasha import rung_epochs, should_continue
+from ._ray import BASELINE, NUMBER, trial_config
+from .study_file import StudySpec
+
+STATE_FILE = "moasha.json"
+
+
+class MOASHAScheduler(FIFOScheduler):
+    """Stops a trial at a rung epoch unless it ranks in the top 1/reduction_factor of the trials recorded there."""
+
+    def __init__(self, spec: StudySpec):
+        super().__init__()
+        self._supports_buffered_results = False  # decide on every epoch, not on a batch of them
+        self._spec = spec
+        self._rungs: dict[int, dict[int, list[float]]] = {}  # rung epoch -> trial number -> objective values
+        self._stopped: dict[int, int] = {}  # trial number -> epoch at which it was stopped
+        self._state_path: Path | None = None  # set from the first trial seen: <experiment>/moasha.json
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles the scheduler into tuner.pkl: the file is the state
+        return {**self.__dict__, "_rungs": {}, "_stopped": {}, "_state_path": None}
+
+    def rungs_of(self, config: dict[str, Any]) -> set[int]:
+        """Rung epochs of one trial: its own training epochs decide where they end, as on the Optuna side."""
+        es = self._spec.early_stopping
+        return set(rung_epochs(es.min_epochs, es.reduction_factor,
+                               es.max_epochs or trial_config(self._spec, config).epochs))
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._attach(trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        self._attach(trial)
+        number = trial.config.get(NUMBER)
+        if number is None or trial.config.get(BASELINE):
+            return TrialScheduler.CONTINUE
+        if number in self._stopped:  # stopped before a driver crash, resumed by Tune from its checkpoint
+            return TrialScheduler.STOP
+        epoch = result.get("epoch")
+        if epoch is None or int(epoch) not in self.rungs_of(trial.config):
+            return TrialScheduler.CONTINUE
+        epoch = int(epoch)
+        at_rung = self._rungs.setdefault(epoch, {})
+        at_rung[number] = [float(result[name]) for name in self._spec.objective_names]
+        keep = should_continue(list(at_rung.items()), number, self._spec.directions,
+                               self._spec.early_stopping.reduction_factor)
+        if not keep:
+            self._stopped[number] = epoch
+        self._save()
+        return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
+
+    def debug_string(self) -> str:
+        return f"MO-ASHA: {len(self._stopped)} trials stopped at rungs {sorted(self._rungs)}"
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def save(self, checkpoint_path: str) -> None:
+        """Write the rung records and stopped trials to ``checkpoint_path`` atomically (JSON)."""
+        state = {"rungs": {str(e): {str(n): v for n, v in r.items()} for e, r in self._rungs.items()},
+                 "stopped": {str(n): e for n, e in self._stopped.items()}}
+        tmp = Path(f"{checkpoint_path}.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Replace this scheduler's records with those saved at ``checkpoint_path``."""
+        state = json.loads(Path(checkpoint_path).read_text())
+        self._rungs = {int(e): {int(n): v for n, v in r.items()} for e, r in state["rungs"].items()}
+        self._stopped = {int(n): int(e) for n, e in state["stopped"].items()}
+
+    def _attach(self, trial: Any) -> None:
+        """Find the experiment folder from a trial (restored experiments may have moved) and load its state."""
+        if self._state_path is not None:
+            return
+        self._state_path = Path(trial.storage.experiment_fs_path) / STATE_FILE
+        if self._state_path.exists():
+            self.restore(str(self._state_path))
+
+    def _save(self) -> None:
+        assert self._state_path is not None, "set by _attach"
+        self._state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.save(str(self._state_path))
+
+
+def stopped_trials(experiment: Path) -> dict[int, int]:
+    """Trial number -> epoch, for every trial MO-ASHA stopped in this experiment folder (none without the file)."""
+    path = experiment / STATE_FILE
+    if not path.exists():
+        return {}
+    return {int(n): int(e) for n, e in json.loads(path.read_text())["stopped"].items()}
+
