@@ -1,26 +1,46 @@
-"""Training-step throughput of the SNN paths: ours (fast, reference) against a naive per-timestep loop.
+"""Training-step throughput of the SNN paths: ours (fast, reference), a naive per-timestep loop, and optional peers.
 
-    python benchmarks/trainer_throughput.py                      # both workloads, fp32, ~3 s per measurement
-    python benchmarks/trainer_throughput.py --workload conv --precision bf16 --compare-peers
+    python benchmarks/trainer_throughput.py                         # both workloads, fp32 and bf16 lines
+    python benchmarks/trainer_throughput.py --compare-peers         # also snnTorch and SpikingJelly, when installed
+    python benchmarks/trainer_throughput.py --workload conv --precision bf16 --seconds 5
 
 One step = forward + cross-entropy + lambda * mean-firing-rate term + backward + Adam step, on fixed random data
-with direct encoding. Every measurement runs in its own subprocess, so timings do not share allocator state.
+with direct encoding. Every measurement runs in its own subprocess, so timings do not share allocator state; on
+CPU each child first applies ``devices.tune_cpu_allocator`` (as ``train`` does), whatever the path, peers included.
+Workloads: conv = 3x32x32, conv64-LIF-pool-conv128-LIF-pool-linear10, T=4, batch 32;
+mlp = 64-256-256-10, T=8, batch 64. LIF: v = 0.9 v + x, threshold 1, soft reset, detached reset.
+
+Peers (``pip install 'sparsity-search[peers]'``; each is skipped with a line when not installed), idiomatically:
+  snntorch      ``snn.Leaky`` (beta 0.9, fast_sigmoid slope 5, reset by subtraction) called per timestep in a
+                Python loop, every layer T times. Differences: it fires at mem > threshold (ours >=) and, with its
+                default ``reset_delay``, subtracts the threshold one step later; the same work per step.
+  spikingjelly  multi-step mode (``functional.set_step_mode(net, 'm')``), its stateless layers fold T into the batch,
+                ``LIFNode(tau=10, decay_input=False, v_reset=None, detach_reset=True)``, i.e. v = 0.9 v + x with
+                soft detached reset, as ours; SpikingJelly 2.0 has no ``backend`` argument and dispatches to its
+                registered ``sj_lif`` op (on CPU: a torch loop over T with a hand-written backward, state in fp32).
+                Difference: surrogate ATan(alpha=2) (it has no fast sigmoid with this scaling; the surrogate only
+                changes a few elementwise ops). The input is repeated over T (its idiom), so its first layer runs
+                T times.
 
 Reported per line:
   samples_per_s    training samples per second (steps * batch / wall time, after 3 warm-up steps)
-  ratio            samples_per_s / the naive loop's samples_per_s on the same workload, same run
+  first_step_s     wall time of the first step, including any torch.compile of the LIF kernels (warm-up cost)
+  ratio_naive      samples_per_s / the naive loop's, same workload and precision
+  ratio_peer       samples_per_s / the fastest peer's on the workload over all precisions run (--compare-peers)
   gflops           nominal training FLOPs / time: 6 * (weight-layer MACs per sample per timestep) * T * batch per
-                   step (2 for the forward, 4 for the backward), the work a per-timestep loop does. Paths that
-                   skip work (the first layer once under direct encoding) therefore show an effective rate.
+                   step, the work a per-timestep loop does; paths that skip work show an effective rate
   peak_gflops      a square matmul of the same dtype (2048 on CPU, 8192 on CUDA), measured in the same run
-  peak_mem_mb      CPU: growth of the child process's max RSS (getrusage) from after setup to the end of the
-                   timed steps, i.e. the memory the training steps added; CUDA: torch.cuda.max_memory_allocated.
+  saved_mb         bytes autograd holds for the backward after one forward (distinct storages; deterministic)
+  peak_mem_mb      CPU: growth of the child's max RSS during the steps (coarse); CUDA: max_memory_allocated
+The ``memory`` lines compare fast and reference at T=8 on each workload; ``accuracy`` trains the digits MLP in
+fp32 and bf16 (bf16 passes within 0.5 points); ``summary`` takes the best precision that passes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import resource
 import subprocess
@@ -35,6 +55,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparsity_search.config import TrainConfig  # noqa: E402
+from sparsity_search.devices import cpu_has_fast_bf16, tune_cpu_allocator  # noqa: E402
 from sparsity_search.snn import build_model, encode  # noqa: E402
 
 LEAK, THRESHOLD, SLOPE, LAMBDA = 0.9, 1.0, 5.0, 0.1
@@ -73,24 +94,29 @@ class _FastSigmoidSpike(torch.autograd.Function):
         return grad / (1 + SLOPE * x.abs()) ** 2
 
 
+def _layers(workload: str) -> tuple[list[nn.Module | None], list[bool]]:
+    """Plain torch layers for a workload's spec; None marks a LIF position."""
+    mods: list[nn.Module | None] = []
+    for layer in WORKLOADS[workload][3]:
+        if layer[0] == "conv":
+            mods.append(nn.Conv2d(layer[1], layer[2], 3, padding=1))
+        elif layer[0] == "linear":
+            mods.append(nn.Sequential(nn.Flatten(), nn.Linear(layer[1], layer[2])))
+        elif layer[0] == "pool":
+            mods.append(nn.AvgPool2d(2))
+        else:
+            mods.append(None)
+    return mods, [m is None for m in mods]
+
+
 class NaiveNet(nn.Module):
     """The textbook loop: every layer is called once per timestep, LIF state kept in Python lists."""
 
-    def __init__(self, workload: str) -> None:
+    def __init__(self, workload: str, timesteps: int) -> None:
         super().__init__()
-        _, self.timesteps, _, layers = WORKLOADS[workload]
-        mods: list[nn.Module | None] = []
-        for layer in layers:
-            if layer[0] == "conv":
-                mods.append(nn.Conv2d(layer[1], layer[2], 3, padding=1))
-            elif layer[0] == "linear":
-                mods.append(nn.Sequential(nn.Flatten(), nn.Linear(layer[1], layer[2])))
-            elif layer[0] == "pool":
-                mods.append(nn.AvgPool2d(2))
-            else:
-                mods.append(None)
+        self.timesteps = timesteps
+        mods, self.is_lif = _layers(workload)
         self.mods = nn.ModuleList(m if m is not None else nn.Identity() for m in mods)
-        self.is_lif = [m is None for m in mods]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mems: list[Tensor | float] = [0.0] * len(self.mods)
@@ -110,8 +136,8 @@ class NaiveNet(nn.Module):
         return logits / self.timesteps, spikes / (x.shape[0] * neurons)
 
 
-def ours(workload: str, implementation: str) -> tuple[nn.Module, Forward]:
-    shape, timesteps, _, _ = WORKLOADS[workload]
+def ours(workload: str, timesteps: int, implementation: str) -> tuple[nn.Module, Forward]:
+    shape = WORKLOADS[workload][0]
     if workload == "conv":
         cfg = TrainConfig(model="convnet", channels=[64, 128], timesteps=timesteps, implementation=implementation)
     else:
@@ -126,11 +152,11 @@ def ours(workload: str, implementation: str) -> tuple[nn.Module, Forward]:
     return model, forward
 
 
-def snntorch_net(workload: str) -> tuple[nn.Module, Forward]:
+def snntorch_net(workload: str, timesteps: int) -> tuple[nn.Module, Forward]:
     import snntorch
     from snntorch import surrogate
 
-    naive = NaiveNet(workload)  # same layers; snnTorch's Leaky replaces the hand-written LIF
+    naive = NaiveNet(workload, timesteps)  # same layers; snnTorch's Leaky replaces the hand-written LIF
     lifs = nn.ModuleList(snntorch.Leaky(beta=LEAK, threshold=THRESHOLD, spike_grad=surrogate.fast_sigmoid(SLOPE))
                          for is_lif in naive.is_lif if is_lif)
     model = nn.ModuleList([naive, lifs])
@@ -138,7 +164,7 @@ def snntorch_net(workload: str) -> tuple[nn.Module, Forward]:
     def forward(x: Tensor) -> tuple[Tensor, Tensor]:
         mems = [lif.init_leaky() for lif in lifs]
         logits, spikes, neurons = 0.0, 0.0, 0
-        for _ in range(naive.timesteps):
+        for _ in range(timesteps):
             h, k = x, 0
             for i, mod in enumerate(naive.mods):
                 if naive.is_lif[i]:
@@ -147,17 +173,16 @@ def snntorch_net(workload: str) -> tuple[nn.Module, Forward]:
                 else:
                     h = mod(h)
             logits = logits + h
-        return logits / naive.timesteps, spikes / (x.shape[0] * neurons)
+        return logits / timesteps, spikes / (x.shape[0] * neurons)
 
     return model, forward
 
 
-def spikingjelly_net(workload: str) -> tuple[nn.Module, Forward]:
+def spikingjelly_net(workload: str, timesteps: int) -> tuple[nn.Module, Forward]:
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
-    _, timesteps, _, layers = WORKLOADS[workload]
     mods: list[nn.Module] = []
-    for spec in layers:
+    for spec in WORKLOADS[workload][3]:
         if spec[0] == "conv":
             mods.append(layer.Conv2d(spec[1], spec[2], 3, padding=1))
         elif spec[0] == "pool":
@@ -184,13 +209,14 @@ def spikingjelly_net(workload: str) -> tuple[nn.Module, Forward]:
     return model, forward
 
 
-PATHS: dict[str, Callable[[str], tuple[nn.Module, Forward]]] = {
-    "naive": lambda w: (lambda m: (m, m))(NaiveNet(w)),
-    "fast": lambda w: ours(w, "fast"),
-    "reference": lambda w: ours(w, "reference"),
+PATHS: dict[str, Callable[[str, int], tuple[nn.Module, Forward]]] = {
+    "naive": lambda w, t: (lambda m: (m, m))(NaiveNet(w, t)),
+    "fast": lambda w, t: ours(w, t, "fast"),
+    "reference": lambda w, t: ours(w, t, "reference"),
     "snntorch": snntorch_net,
     "spikingjelly": spikingjelly_net,
 }
+PEERS = ("snntorch", "spikingjelly")
 
 
 def _sync(device: torch.device) -> None:
@@ -204,20 +230,38 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
-def measure(workload: str, path: str, device: torch.device, precision: str, seconds: float) -> dict[str, float]:
-    """Run one path's training steps for ``seconds``; return samples/s and peak memory (see the docstring)."""
+def saved_bytes(forward: Callable[[], object]) -> int:
+    """Bytes of the distinct storages autograd saves for the backward while ``forward`` runs."""
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()
+    return sum(storages.values())
+
+
+def measure(workload: str, path: str, device: torch.device, precision: str, seconds: float,
+            timesteps: int) -> dict[str, float]:
+    """Run one path's training steps for ``seconds``; return samples/s and memory (see the docstring)."""
     torch.manual_seed(0)
     shape, _, batch, _ = WORKLOADS[workload]
-    model, forward = PATHS[path](workload)
+    model, forward = PATHS[path](workload, timesteps)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
 
-    def step() -> None:
+    def loss_of() -> Tensor:
         with _autocast(device, precision):
             logits, rate = forward(x)
-        loss = F.cross_entropy(logits.float(), y) + LAMBDA * rate.float()
+        return F.cross_entropy(logits.float(), y) + LAMBDA * rate.float()
+
+    def step() -> None:
+        loss = loss_of()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -225,11 +269,15 @@ def measure(workload: str, path: str, device: torch.device, precision: str, seco
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(3):
+    t0 = time.perf_counter()
+    step()
+    _sync(device)
+    first = time.perf_counter() - t0
+    for _ in range(2):
         step()
     _sync(device)
     steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while time.perf_counter() - t0 < seconds or steps < 2:
         step()
         steps += 1
         if steps % 4 == 0:
@@ -240,7 +288,9 @@ def measure(workload: str, path: str, device: torch.device, precision: str, seco
         mem_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         mem_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # ru_maxrss is in KiB
-    return {"samples_per_s": steps * batch / elapsed, "peak_mem_mb": mem_mb}
+    saved_mb = saved_bytes(loss_of) / 2**20
+    return {"samples_per_s": steps * batch / elapsed, "first_step_s": first, "peak_mem_mb": mem_mb,
+            "saved_mb": saved_mb}
 
 
 def peak_gflops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
@@ -257,14 +307,38 @@ def peak_gflops(device: torch.device, precision: str, seconds: float = 1.0) -> f
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def _child(args: argparse.Namespace, workload: str, path: str) -> dict[str, float] | None:
-    cmd = [sys.executable, __file__, "--child", f"{workload}:{path}", "--device", args.device, "--precision",
-           args.precision, "--seconds", str(args.seconds), "--threads", str(args.threads)]
+def _child(args: argparse.Namespace, workload: str, path: str, precision: str,
+           timesteps: int | None = None) -> dict[str, float] | None:
+    timesteps = timesteps or WORKLOADS[workload][1]
+    cmd = [sys.executable, __file__, "--child", f"{workload}:{path}:{timesteps}", "--device", args.device,
+           "--precision", precision, "--seconds", str(args.seconds), "--threads", str(args.threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        print(f"# workload={workload} path={path} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        print(f"# workload={workload} path={path} precision={precision} failed: "
+              f"{proc.stderr.strip().splitlines()[-1:]}", flush=True)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def accuracy_check(device: str, epochs: int) -> dict[str, float]:
+    """Digits MLP test accuracy after the same training in fp32 and in bf16 (the trainer, same seed)."""
+    from sparsity_search.trainer import train
+
+    return {p: train(TrainConfig(epochs=epochs, hidden=[128], device=device, precision=p, seed=0))["test_accuracy"]
+            for p in ("fp32", "bf16")}
+
+
+def _installed_peers() -> list[str]:
+    found = []
+    for peer in PEERS:
+        try:
+            __import__(peer)
+        except ImportError:
+            print(f"# {peer} is not installed; skipped (pip install 'sparsity-search[peers]')")
+            continue
+        print(f"# {peer} {importlib.metadata.version(peer)}")
+        found.append(peer)
+    return found
 
 
 def main() -> None:
@@ -272,44 +346,96 @@ def main() -> None:
     parser.add_argument("--workload", choices=["conv", "mlp", "all"], default="all")
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 = torch's default")
     parser.add_argument("--compare-peers", action="store_true", help="also time snnTorch and SpikingJelly")
+    parser.add_argument("--memory-timesteps", type=int, default=8, help="T of the fast-vs-reference memory lines")
+    parser.add_argument("--accuracy-epochs", type=int, default=5, help="digits epochs per precision; 0 = skip")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.child:
-        workload, path = args.child.split(":")
-        print(json.dumps(measure(workload, path, device, args.precision, args.seconds)))
+        if device.type == "cpu":
+            tune_cpu_allocator()  # as the trainer does; for every path, peers included, so ratios compare the SNNs
+        workload, path, timesteps = args.child.split(":")
+        print(json.dumps(measure(workload, path, device, args.precision, args.seconds, int(timesteps))))
         return
 
-    paths = ["fast", "reference"]
-    if args.compare_peers:
-        for peer in ("snntorch", "spikingjelly"):
-            try:
-                __import__(peer)
-                paths.append(peer)
-            except ImportError:
-                print(f"# {peer} is not installed; skipped")
-    peak = peak_gflops(device, args.precision)
-    print(f"# device={device} threads={torch.get_num_threads()} torch={torch.__version__}")
-    for workload in (["conv", "mlp"] if args.workload == "all" else [args.workload]):
-        _, timesteps, batch, _ = WORKLOADS[workload]
+    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+    fast_bf16 = device.type == "cuda" or cpu_has_fast_bf16()
+    print(f"# device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
+          f"hardware_bf16={'yes' if fast_bf16 else 'no'}", flush=True)
+    peers = _installed_peers() if args.compare_peers else []
+    peak = {p: peak_gflops(device, p) for p in precisions}
+    workloads = ["conv", "mlp"] if args.workload == "all" else [args.workload]
+    results: dict[tuple[str, str, str], dict[str, float]] = {}
+    for workload in workloads:
+        _, timesteps, _, _ = WORKLOADS[workload]
         flops_per_sample = 6 * nominal_macs(workload) * timesteps
-        naive = _child(args, workload, "naive")
-        if naive is None:
-            continue
-        for path in ["naive", *paths]:
-            result = naive if path == "naive" else _child(args, workload, path)
-            if result is None:
+        for precision in precisions:
+            for path in ["naive", "fast", "reference", *peers]:
+                result = _child(args, workload, path, precision)
+                if result is not None:
+                    results[workload, path, precision] = result
+        best_peer = max(((r["samples_per_s"], f"{p}@{q}") for (w, p, q), r in results.items()
+                         if w == workload and p in peers), default=None)
+        for precision in precisions:
+            naive = results.get((workload, "naive", precision))
+            for path in ["naive", "fast", "reference", *peers]:
+                r = results.get((workload, path, precision))
+                if r is None:
+                    continue
+                rate = r["samples_per_s"]
+                line = (f"workload={workload} path={path} precision={precision} samples_per_s={rate:.1f} "
+                        f"first_step_s={r['first_step_s']:.2f} ")
+                if naive is not None:
+                    line += f"ratio_naive={rate / naive['samples_per_s']:.2f} "
+                if best_peer is not None:
+                    line += f"ratio_peer={rate / best_peer[0]:.2f} "
+                line += (f"gflops={rate * flops_per_sample / 1e9:.1f} peak_gflops={peak[precision]:.1f} "
+                         f"saved_mb={r['saved_mb']:.1f} peak_mem_mb={r['peak_mem_mb']:.0f}")
+                print(line, flush=True)
+        if best_peer is not None:
+            print(f"# workload={workload} fastest_peer={best_peer[1]} samples_per_s={best_peer[0]:.1f}", flush=True)
+
+    for workload in workloads:
+        for precision in precisions:
+            mem = {path: _child(args, workload, path, precision, args.memory_timesteps)
+                   for path in ("fast", "reference")}
+            if None in mem.values():
                 continue
-            rate = result["samples_per_s"]
-            gflops = rate * flops_per_sample / 1e9
-            print(f"workload={workload} path={path} precision={args.precision} samples_per_s={rate:.1f} "
-                  f"naive_samples_per_s={naive['samples_per_s']:.1f} ratio={rate / naive['samples_per_s']:.2f} "
-                  f"gflops={gflops:.1f} peak_gflops={peak:.1f} peak_mem_mb={result['peak_mem_mb']:.0f}")
+            fast, ref = mem["fast"], mem["reference"]
+            print(f"memory workload={workload} T={args.memory_timesteps} precision={precision} "
+                  f"fast_saved_mb={fast['saved_mb']:.1f} reference_saved_mb={ref['saved_mb']:.1f} "
+                  f"fast_peak_mem_mb={fast['peak_mem_mb']:.0f} reference_peak_mem_mb={ref['peak_mem_mb']:.0f} "
+                  f"fast_le_reference={'yes' if fast['saved_mb'] <= ref['saved_mb'] else 'NO'}", flush=True)
+
+    passing = ["fp32"]
+    if args.accuracy_epochs > 0 and "bf16" in precisions:
+        acc = accuracy_check(args.device, args.accuracy_epochs)
+        delta = 100 * (acc["fp32"] - acc["bf16"])
+        ok = delta <= 0.5  # one-sided: bf16 may not lose more than half a point
+        print(f"accuracy dataset=digits model=mlp epochs={args.accuracy_epochs} fp32={acc['fp32']:.4f} "
+              f"bf16={acc['bf16']:.4f} drop_points={delta:.2f} bf16_passes={'yes' if ok else 'no'}", flush=True)
+        passing += ["bf16"] if ok else []
+    targets = {"conv": 2.5, "mlp": 2.0}
+    for workload in workloads:
+        candidates = [(results[workload, "fast", p]["samples_per_s"], p) for p in precisions
+                      if p in passing and (workload, "fast", p) in results]
+        if not candidates:
+            continue
+        rate, precision = max(candidates)
+        against = [(r["samples_per_s"], f"{p}@{q}") for (w, p, q), r in results.items() if w == workload and p in peers]
+        if not against:
+            against = [(r["samples_per_s"], f"naive@{q}") for (w, p, q), r in results.items()
+                       if w == workload and p == "naive"]
+        base = max(against)
+        ratio = rate / base[0]
+        print(f"summary workload={workload} path=fast precision={precision} samples_per_s={rate:.1f} "
+              f"against={base[1]} against_samples_per_s={base[0]:.1f} ratio={ratio:.2f} target={targets[workload]} "
+              f"met={'yes' if ratio >= targets[workload] else 'no'}", flush=True)
 
 
 if __name__ == "__main__":

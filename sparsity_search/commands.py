@@ -27,6 +27,8 @@ def _run_args(p: argparse.ArgumentParser, *, launch: bool) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads per worker (0: split cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.add_argument("--population", type=int, metavar="K",
+                   help="Optuna: train up to K compatible trials at once as one network (overrides population.size)")
     if launch:
         p.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (CPU)")
         p.add_argument("--gpus", default="", metavar="auto|0,1,..", help="GPUs to spread trials over")
@@ -60,6 +62,8 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--all", action="store_true", help="every complete and pruned trial, not only the front")
+    p.add_argument("--include-pruned", action="store_true",
+                   help="pruned trials (at the epoch they reached) compete for the front too")
     p.set_defaults(func=_pareto)
 
     p = sub.add_parser("query", help="pick Pareto-optimal configs by a rule")
@@ -106,11 +110,13 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
         spec.backend = args.backend
     settings.n_trials, settings.timeout = args.n_trials, args.timeout
     settings.device, settings.threads, settings.show_progress = args.device, args.threads, not args.quiet
-    for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent"):
+    for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent", "population"):
         if getattr(args, name, None) is not None:
             setattr(settings, name, getattr(args, name))
+    if (settings.population or 1) > 1 and spec.backend == "ray":
+        raise ConfigError("population training runs on the optuna backend only", field="--population")
     settings.gpus = _gpus(getattr(args, "gpus", ""), args.device)
-    for name in ("n_trials", "workers", "trials_per_gpu", "threads", "max_concurrent"):
+    for name in ("n_trials", "workers", "trials_per_gpu", "threads", "max_concurrent", "population"):
         value = getattr(settings, name)
         if value is not None and value < (0 if name == "threads" else 1):
             raise ConfigError(f"must be >= 1, got {value}", field="--" + name.replace("_", "-"))
@@ -166,7 +172,7 @@ def _pareto(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.output:
         raise ConfigError("parquet needs -o FILE", field="--format")
     study = _open(args)
-    table = study.pareto(all_trials=args.all)
+    table = study.pareto(all_trials=args.all, include_pruned=args.include_pruned)
     table = table[_columns(table)]
     text = to_table(table, args.format, args.output)
     if text is not None and not args.output:

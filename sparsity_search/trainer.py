@@ -22,7 +22,7 @@ import torch
 
 from .config import TrainConfig
 from .data import DataSplits, iterate_batches, load_data
-from .devices import resolve_device, resolve_precision
+from .devices import resolve_device, resolve_precision, tune_cpu_allocator
 from .errors import ConfigError, DivergedError
 from .loss import layer_weights, sparsity_loss, spike_term
 from .schedules import lr_factor, make_lambda_schedule
@@ -90,6 +90,8 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Non
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     amp = resolve_precision(cfg.precision, device)
+    if device.type == "cpu":
+        tune_cpu_allocator()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

@@ -36,7 +36,7 @@ class RunSettings:
     ray_address: str | None = None
     cpus_per_trial: float | None = None
     max_concurrent: int | None = None
-    population: int | None = None
+    population: int | None = None  # Optuna: trials trained at once as one network; None = population.size
     show_progress: bool = True
 
 

@@ -25,6 +25,7 @@ from ..errors import ConfigError, DivergedError, SparsitySearchError
 from ..trainer import train
 from . import _samplers
 from ._base import RunSettings, SearchBackend
+from ._population import run_population_round
 from .early_stopping import moasha_hook
 from .records import TrialRecord, baseline_params
 from .storage import ORIGIN_ATTR, TrialHeartbeat, fail_stale_trials, is_journal, open_storage, origin_number
@@ -111,10 +112,14 @@ class Objective:
             self._data = {key: load_data(cfg, resolve_device(cfg.device))}
         return self._data[key]
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+    def start(self, trial: optuna.Trial) -> TrainConfig:
+        """Mark the trial as this worker's and resolve its config (both stored on the trial)."""
         trial.set_user_attr(ORIGIN_ATTR, origin_number(trial))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        cfg = self.config_for(trial)
+        return self.config_for(trial)
+
+    def report_for(self, trial: optuna.Trial, cfg: TrainConfig) -> Callable[[int, dict[str, Any]], None]:
+        """The trainer's per-epoch callback: store the epoch's metrics, then let MO-ASHA stop the trial."""
         stop_early = moasha_hook(self.spec, cfg.epochs)
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
@@ -122,19 +127,39 @@ class Objective:
             if stop_early is not None:
                 stop_early(trial, epoch, metrics)
 
-        beat = (TrialHeartbeat(Path(cfg.checkpoint_dir), self.spec.heartbeat.interval)
-                if is_journal(self.settings.storage) else contextlib.nullcontext())
-        try:
-            with beat:
-                row = train(cfg, report, data=self.data_for(cfg))
-        except DivergedError as exc:
-            trial.set_user_attr("fail_reason", str(exc))
-            log.warning("trial %d failed: %s", trial.number, exc)
-            raise
+        return report
+
+    def heartbeat(self, trial: optuna.Trial, cfg: TrainConfig, rdb: bool = False) -> contextlib.AbstractContextManager:
+        """The trial's heartbeat file on journal storages; with ``rdb``, Optuna's own heartbeat thread (which
+        ``study.optimize`` starts by itself, but trials told by hand need)."""
+        if is_journal(self.settings.storage):
+            return TrialHeartbeat(Path(cfg.checkpoint_dir), self.spec.heartbeat.interval)
+        if rdb:
+            from optuna.storages._heartbeat import get_heartbeat_thread
+
+            return get_heartbeat_thread(trial._trial_id, trial.study._storage)
+        return contextlib.nullcontext()
+
+    def failed(self, trial: optuna.Trial, exc: DivergedError) -> None:
+        trial.set_user_attr("fail_reason", str(exc))
+        log.warning("trial %d failed: %s", trial.number, exc)
+
+    def finish(self, trial: optuna.Trial, row: dict[str, Any]) -> tuple[float, ...]:
+        """Store the result row on the trial; return its objective values."""
         metrics = {k: v for k, v in row.items() if k != "config"}
         trial.set_user_attr("result", metrics)
         trial.set_user_attr(_samplers.CONSTRAINTS_ATTR, _samplers.constraint_values(self.spec, metrics))
         return tuple(float(metrics[name]) for name in self.spec.objective_names)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        cfg = self.start(trial)
+        try:
+            with self.heartbeat(trial, cfg):
+                row = train(cfg, self.report_for(trial, cfg), data=self.data_for(cfg))
+        except DivergedError as exc:
+            self.failed(trial, exc)
+            raise
+        return self.finish(trial, row)
 
 
 def run_worker(spec: StudySpec, settings: RunSettings,
@@ -143,7 +168,9 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     timeout passes. Counting happens in storage, so a resumed study never reruns a finished trial. While the
     trials still missing are all running elsewhere, the worker waits: they finish, or their worker died and
     the heartbeat fails them, and their retry (queued with the same parameters) is picked up here. Workers
-    that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1."""
+    that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1.
+    With a population size K > 1 (``--population`` or the study file's ``population.size``) each round asks up to
+    K trials and trains them together (``_population.run_population_round``)."""
     study = open_study(spec, settings.storage, create=False, worker=True)
     # A sampler seeded only by the study's seed would propose the same points again after a resume, and in
     # every concurrent worker: offset it by the trials already stored (and a per-process salt for workers).
@@ -152,6 +179,7 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     timeout = settings.timeout or spec.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
     objective = Objective(spec, settings)
+    population = settings.population or spec.population.size
 
     def covered(s: optuna.Study) -> bool:
         running = len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
@@ -180,6 +208,14 @@ def run_worker(spec: StudySpec, settings: RunSettings,
                                       f"({budget}); `status` shows why")
         if covered(study):
             time.sleep(min(WAIT_S, spec.heartbeat.interval))
+            continue
+        if population > 1:
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            run_population_round(study, objective, population,
+                                 None if budget is None else budget - finished_count(study) - running)
+            fail_stale()
+            if on_trial is not None:
+                on_trial(study)
             continue
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         study.optimize(objective, timeout=remaining, callbacks=[after_trial], catch=(DivergedError,),

@@ -48,6 +48,8 @@ def _worker_command(spec_path: str, settings: RunSettings, slot: Slot) -> list[s
         cmd += ["--n-trials", str(settings.n_trials)]
     if settings.timeout is not None:
         cmd += ["--timeout", str(settings.timeout)]
+    if settings.population is not None:
+        cmd += ["--population", str(settings.population)]
     return cmd
 
 

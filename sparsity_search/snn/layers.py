@@ -10,6 +10,7 @@ running-variance update differs (Bessel's correction uses B*H*W samples instead 
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -29,24 +30,44 @@ def is_time_constant(x_seq: Tensor) -> bool:
 
 
 class SeqToANN(nn.Sequential):
-    """Stateless layers (Linear, Conv2d, pooling, BatchNorm, Flatten) applied to every step of ``x_seq``."""
+    """Stateless layers (Linear, Conv2d, pooling, BatchNorm, Flatten) applied to every step of ``x_seq``.
+
+    ``full_precision=True`` runs them in float32 even under autocast, then casts the result to the autocast dtype
+    (so the neurons and their spikes cost what they would without it). The model uses it for the input layer: it
+    sees the analog input, runs once per batch under direct encoding, and oneDNN's bf16 weight gradient for a
+    3-channel convolution is pathologically slow (about 25x the float32 one on an AVX512-BF16 CPU).
+    """
+
+    def __init__(self, *layers: nn.Module, full_precision: bool = False) -> None:
+        super().__init__(*layers)
+        self.full_precision = full_precision
 
     def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
+        device = x_seq.device.type
+        if self.full_precision and torch.is_autocast_enabled(device):
+            with torch.autocast(device, enabled=False):
+                return self._forward(x_seq.float(), torch.get_autocast_dtype(device))
+        return self._forward(x_seq, None)
+
+    def _forward(self, x_seq: Tensor, out_dtype: torch.dtype | None) -> Tensor:
         timesteps = x_seq.shape[0]
         if is_time_constant(x_seq):
             y = super().forward(x_seq[0])
+            y = y if out_dtype is None else y.to(out_dtype)  # cast before the expand: one step, not T
             return y.unsqueeze(0).expand(timesteps, *y.shape)
-        return unfold(super().forward(fold(x_seq)), timesteps)
+        y = unfold(super().forward(fold(x_seq)), timesteps)
+        return y if out_dtype is None else y.to(out_dtype)
 
 
 class Readout(nn.Linear):
     """Non-spiking output layer: its potential is accumulated over time, logits = mean_t(W s_t + b).
 
-    By linearity this equals ``W mean_t(s_t) + b``, which costs one matmul instead of T.
+    By linearity this equals ``W mean_t(s_t) + b``, which costs one matmul instead of T (and the mean runs before
+    the flatten, which copies only [B, features] when activations are channels-last).
     """
 
     def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x_seq.flatten(2).mean(0))
+        return super().forward(x_seq.mean(0).flatten(1))
 
 
 def conv3x3(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:

@@ -14,6 +14,10 @@ training we add BatchNorm after each conv (as tdBN, Zheng et al. AAAI 2021, does
 one 1024-wide spiking classifier layer instead of their 4096-wide pair, to keep trials cheap. A pooling layer
 is skipped once the feature map is 1 pixel wide, so small inputs (8x8 digits) still build.
 
+Speed, without changing what is computed: conv nets are built channels-last (NHWC), the input block runs in float32
+under autocast (``SeqToANN(full_precision=True)``), and each neuron returns its spike count from inside its fused
+node (``BaseNeuron.forward_with_count``).
+
 Fan-out (synapses one spike drives in the next weight layer): conv ``out_channels * 3 * 3`` (border pixels drive
 fewer; ignored), linear ``out_features``. Average pooling puts each spike into exactly one pooled cell, and the
 pool's 1/4 folds into the next layer's weights, so pooling leaves the fan-out unchanged.
@@ -71,9 +75,11 @@ class SpikingNet(nn.Module):
         spikes = []
         x = x_seq
         for layer in self.body:
-            x = layer(x)
             if isinstance(layer, BaseNeuron):
-                spikes.append(x.sum(dtype=torch.float32))
+                x, count = layer.forward_with_count(x)
+                spikes.append(count)
+            else:
+                x = layer(x)
         return SNNOutput(self.readout(x), spikes)
 
 
@@ -104,7 +110,7 @@ class _Builder:
             self.infos.append(LayerInfo(self.pending[0], self.pending[1], fan_out))
 
     def _spike(self, name: str) -> None:
-        self.body += [SeqToANN(*self.stateless), make_neuron(self.cfg)]
+        self.body += [SeqToANN(*self.stateless, full_precision=not self.body), make_neuron(self.cfg)]
         self.stateless = []
         self.pending = (name, math.prod(self.shape))
 
@@ -141,6 +147,10 @@ class _Builder:
         readout = Readout(math.prod(self.shape), num_classes)
         net = SpikingNet(self.body, readout, self.infos, self.input_macs, self.input_fan_out)
         init_weights(net)
+        if any(isinstance(m, nn.Conv2d) for m in net.modules()):
+            # oneDNN's convolutions, BatchNorm and pooling are faster on NHWC; the neurons keep whatever layout
+            # they get, so activations stay NHWC from the first conv on (the input itself may be NCHW).
+            net = net.to(memory_format=torch.channels_last)
         return net
 
 

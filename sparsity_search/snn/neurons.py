@@ -21,7 +21,7 @@ import abc
 import torch
 from torch import Tensor, nn
 
-from .fused import FusedLIF, lif_loop, state_dtype
+from .fused import FusedLIF, FusedLIFCount, lif_loop, state_dtype
 from .surrogate import FastSigmoid, Surrogate
 
 STEP_MODES = ("s", "m")
@@ -86,7 +86,7 @@ class BaseNeuron(nn.Module, abc.ABC):
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         hard = self.reset_mode == "hard"
         if not (torch.is_grad_enabled() and x_seq.requires_grad):
-            return lif_loop(x_seq, self.leak, self.threshold, hard).to(x_seq.dtype)
+            return lif_loop(x_seq, self.leak, self.threshold, hard)
         if self.implementation == "fast":
             return FusedLIF.apply(x_seq, self.leak, self.threshold, hard, self.surrogate)
         self.reset()
@@ -98,6 +98,21 @@ class BaseNeuron(nn.Module, abc.ABC):
         if self.step_mode == "s":
             return self.single_step_forward(x)
         return self.multi_step_forward(x)
+
+    def forward_with_count(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Spikes and their differentiable total (float32, 0-dim): the fast path counts inside the fused node.
+
+        Used by ``models.SpikingNet``; it does not go through ``__call__``, so module hooks do not see it.
+        """
+        if (self.step_mode == "m" and self.implementation == "fast" and torch.is_grad_enabled()
+                and x.requires_grad):
+            args = (self.leak, self.threshold, self.reset_mode == "hard", self.surrogate)
+            step = _repeated_step(x)
+            if step is not None:  # direct encoding: take the one step, its gradient is summed over T in the node
+                return FusedLIFCount.apply(step, *args, x.shape[0])
+            return FusedLIFCount.apply(x, *args)
+        spikes = self(x)
+        return spikes, spikes.sum(dtype=torch.float32)
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak}, threshold={self.threshold}, reset={self.reset_mode}, "
@@ -114,14 +129,26 @@ class LIF(BaseNeuron):
         self.leak = float(leak)
 
     def neuronal_charge(self, x: Tensor) -> Tensor:
-        return torch.add(x, self.v, alpha=self.leak)  # the fused loop's exact op, so spikes match bit for bit
+        return x + self.leak * self.v  # two roundings, as in the fused kernels, so spikes match bit for bit
 
 
 class IF(BaseNeuron):
     """Integrate-and-fire: no leak."""
 
     def neuronal_charge(self, x: Tensor) -> Tensor:
-        return torch.add(x, self.v)
+        return x + self.v
+
+
+def _repeated_step(x_seq: Tensor) -> Tensor | None:
+    """The one step [B, ...] that ``x_seq`` repeats over time, when it is ``step.unsqueeze(0).expand(T, ...)``.
+
+    ``layers.SeqToANN`` returns such a view under direct encoding; ``_base`` is the tensor it views.
+    """
+    base = x_seq._base
+    if (x_seq.shape[0] > 1 and x_seq.stride(0) == 0 and base is not None and base.shape == x_seq.shape[1:]
+            and base.stride() == x_seq.stride()[1:] and base.data_ptr() == x_seq.data_ptr()):
+        return base
+    return None
 
 
 def reset_net(net: nn.Module) -> None:

@@ -64,7 +64,7 @@ class FastSigmoid(Surrogate):
     name = "fast_sigmoid"
 
     def derivative(self, x: Tensor) -> Tensor:
-        return (1.0 + self.slope * x.abs()).square().reciprocal()
+        return (1.0 + self.slope * x.abs()).pow(-2)
 
     def primitive(self, x: Tensor) -> Tensor:
         return x / (1.0 + self.slope * x.abs())

@@ -1,0 +1,193 @@
+"""Trials per hour of population training (K configs as one network) against one trial at a time.
+
+    python benchmarks/population.py --quick                  # MLP, K = 1, 2, 4, 8, 2 epochs, 1 repeat
+    python benchmarks/population.py                          # MLP and convnet, K = 1..16, quickstart's 12 epochs
+    python benchmarks/population.py --device cuda --ks 1,8,32,64
+    python benchmarks/population.py --hypervolume 300        # + quickstart study, 300 s with and without population
+
+Workload: digits with the quickstart network (MLP 64-128-10, or ``convnet`` with channels 16, 32), T=4, batch 64,
+and K configs drawn (seeded) from the paper's space minus ``timesteps``: lambda_max, schedule, temperature,
+warmup, lr, threshold and leak, so every member differs. The same K configs are trained one at a time with
+``train`` and together with ``train_population``; the dataset is loaded once for both, as a search worker does.
+Timing runs in one subprocess per K, after a one-epoch warm-up: one-at-a-time and population runs alternate
+``--repeats`` times and the fastest of each counts (alternating and the minimum keep background load on a shared
+machine from favouring either side). Memory is measured in separate subprocesses, one epoch each way.
+
+Reported per line:
+  trials_per_hour   K / wall time of the population run * 3600
+  single_tph        the same K configs trained one after another with ``train``
+  speedup           trials_per_hour / single_tph
+  peak_mem_mb       population, one epoch: CPU: growth of the process's max RSS after loading the data and
+                    importing everything; CUDA: torch.cuda.max_memory_allocated
+  single_peak_mem_mb  the same for one trial trained alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def configs(model: str, k: int, epochs: int, device: str, threads: int) -> list:
+    from sparsity_search import TrainConfig
+
+    base = TrainConfig(dataset="digits", model=model, hidden=[128], channels=[16, 32], timesteps=4, batch_size=64,
+                       epochs=epochs, device=device, threads=threads)
+    rng = random.Random(0)
+    out = []
+    for _ in range(k):
+        schedule = rng.choice(["constant", "linear", "annealing"])
+        out.append(base.replace(lambda_max=10 ** rng.uniform(-2, 1.3), schedule=schedule,
+                                temperature=10 ** rng.uniform(-1.3, 0.3),
+                                warmup_epochs=0.0 if schedule == "constant" else rng.uniform(0, min(3, epochs - 1)),
+                                lr=10 ** rng.uniform(-3.3, -2), threshold=rng.uniform(0.5, 2.0),
+                                beta=rng.uniform(0.5, 0.99)))
+    return out
+
+
+def _peak_mb(device: str, rss0: int) -> float:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+
+
+def _run(mode: str, cfgs: list, data: object) -> list:
+    from sparsity_search import train
+    from sparsity_search.population import train_population
+
+    if mode == "population":
+        return train_population(cfgs, data=data)
+    results = []
+    for cfg in cfgs:
+        try:
+            results.append(train(cfg, data=data))
+        except Exception as exc:  # noqa: BLE001 - a diverged config still counts as a finished trial
+            results.append(exc)
+    return results
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measurement in a fresh process; prints a JSON line.
+
+    ``time``: both ways, alternating, ``repeats`` times each (so both see the same background load); the fastest
+    run of each counts. ``mem-single`` / ``mem-population``: the memory one epoch of that way adds.
+    """
+    import torch
+
+    from sparsity_search import train
+    from sparsity_search.data import load_data
+
+    cfgs = configs(args.model, args.k, args.epochs, args.device, args.threads)
+    data = load_data(cfgs[0], args.device)
+    tiny = cfgs[0].replace(hidden=[4], channels=[2, 2], epochs=1, warmup_epochs=0.0, train_subset=64)
+    train(tiny, data=load_data(tiny, args.device))  # lazy imports (torch.optim pulls in dynamo: ~150 MB of RSS)
+    warm = [c.replace(epochs=1, warmup_epochs=0.0) for c in cfgs]
+    if args.mode.startswith("mem-"):
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        _run(args.mode[4:], warm, data)
+        print(json.dumps({"peak_mem_mb": _peak_mb(args.device, rss0)}))
+        return
+    _run("population", warm, data)
+    _run("single", warm[:1], data)
+    walls: dict[str, list[float]] = {"single": [], "population": []}
+    failed = {}
+    for _ in range(args.repeats):
+        for mode in walls:
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            results = _run(mode, cfgs, data)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            walls[mode].append(time.perf_counter() - t0)
+            failed[mode] = sum(isinstance(r, Exception) for r in results)
+    print(json.dumps({"single_s": min(walls["single"]), "population_s": min(walls["population"]), "failed": failed}))
+
+
+def measure(model: str, k: int, mode: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--model", model, "--k", str(k), "--mode", mode,
+           "--epochs", str(args.epochs), "--device", args.device, "--threads", str(args.threads),
+           "--repeats", str(args.repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def hypervolume(seconds: float, k: int, args: argparse.Namespace) -> None:
+    """The quickstart study for ``seconds`` of wall clock, one trial at a time and with population size ``k``."""
+    from sparsity_search.api import Study
+    from sparsity_search.search import RunSettings, get_backend, load_study_file
+    from sparsity_search.search.storage import default_storage_url
+
+    for size in (1, k):
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = load_study_file(ROOT / "studies" / "quickstart.yaml")
+            spec.n_trials = None
+            results = Path(tmp) / spec.name
+            settings = RunSettings(results_dir=results, storage=default_storage_url(results), timeout=seconds,
+                                   device=args.device, threads=args.threads, population=size, show_progress=False)
+            t0 = time.perf_counter()
+            get_backend("optuna").run(spec, settings)
+            wall = time.perf_counter() - t0
+            study = Study(spec, settings)
+            done = int((study.trials()["state"] == "COMPLETE").sum())
+            history = study.hypervolume_history()
+            print(f"hypervolume population={size} budget_s={seconds:g} wall_s={wall:.0f} complete_trials={done} "
+                  f"hypervolume={study.hypervolume():.4f} "
+                  f"hv_at_{min(done, 20)}_trials={history[min(done, 20) - 1] if done else float('nan'):.4f}",
+                  flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="MLP only, K up to 8, 2 epochs")
+    p.add_argument("--models", default="mlp,convnet")
+    p.add_argument("--ks", default="1,2,4,8,16")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement; the fastest counts")
+    p.add_argument("--hypervolume", type=float, default=0.0, metavar="S",
+                   help="also run the quickstart study for S seconds with and without population (K = max --ks)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
+    p.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="time", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.quick:
+        args.models, args.ks, args.epochs, args.repeats = "mlp", "1,2,4,8", 2, 1
+    ks = [int(k) for k in args.ks.split(",")]
+    for model in filter(None, args.models.split(",")):  # --models "" runs only --hypervolume
+        print(f"workload: digits {model} ({'hidden 128' if model == 'mlp' else 'channels 16,32'}), T=4, batch 64, "
+              f"{args.epochs} epochs, device {args.device}, threads {args.threads or 'default'}", flush=True)
+        for k in ks:
+            t = measure(model, k, "time", args)
+            mem = {m: measure(model, k, f"mem-{m}", args)["peak_mem_mb"] for m in ("single", "population")}
+            tph, single_tph = k / t["population_s"] * 3600, k / t["single_s"] * 3600
+            print(f"K={k} trials_per_hour={tph:.0f} speedup={tph / single_tph:.2f} peak_mem_mb={mem['population']:.1f} "
+                  f"single_tph={single_tph:.0f} single_peak_mem_mb={mem['single']:.1f} "
+                  f"failed={t['failed']['population']}/{t['failed']['single']}", flush=True)
+    if args.hypervolume > 0:
+        hypervolume(args.hypervolume, max(ks), args)
+
+
+if __name__ == "__main__":
+    main()

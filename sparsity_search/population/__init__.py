@@ -1,0 +1,11 @@
+"""Population training: K configs of one architecture trained at once as one vectorised network.
+
+    from sparsity_search.population import population_key, train_population
+    rows = train_population(cfgs)          # rows[k] == train(cfgs[k]) up to float rounding, or its exception
+"""
+
+from ._net import PopulationLIF, PopulationNet
+from ._train import PER_MEMBER, evaluate_population, population_key, train_population
+
+__all__ = ["PER_MEMBER", "PopulationLIF", "PopulationNet", "evaluate_population", "population_key",
+           "train_population"]

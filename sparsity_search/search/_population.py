@@ -1,0 +1,103 @@
+"""Population rounds for the Optuna backend: ask K trials, train those that can share a network together, tell each.
+
+Each trial stays an ordinary Optuna trial (the same user attributes as ``Objective.__call__`` writes, its own
+``study.tell``), so storage, resume, Pareto export and queries cannot tell population trials from others.
+
+* Grouping: trials with equal ``population_key`` form one population; any other trial runs alone with ``train``,
+  as does a trial whose folder holds a checkpoint (a retry of a trial that ran alone: it resumes from there).
+* The baseline runs alone: a round whose first ask returns it trains only the baseline.
+* Heartbeats cover all K trials for the whole round. Populations write no checkpoints, so a worker killed
+  mid-round leaves its trials to be failed by heartbeat and retried from their first epoch.
+* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import DivergedError
+from ..population import population_key, train_population
+from ..trainer import CHECKPOINT, train
+
+if TYPE_CHECKING:
+    from ._optuna import Objective
+
+log = logging.getLogger(__name__)
+
+
+def _groups(cfgs: list, trials: list[optuna.Trial]) -> list[list[int]]:
+    """Indices of ``trials`` grouped by population key; trials that must run alone form their own group."""
+    groups: dict[Any, list[int]] = {}
+    alone: list[list[int]] = []
+    for i, (cfg, trial) in enumerate(zip(cfgs, trials)):
+        if trial.user_attrs.get("is_baseline") or (Path(cfg.checkpoint_dir) / CHECKPOINT).exists():
+            alone.append([i])
+        else:
+            groups.setdefault(population_key(cfg), []).append(i)
+    return alone + list(groups.values())
+
+
+def _train_group(objective: "Objective", cfgs: list, trials: list[optuna.Trial]) -> list[Any]:
+    """Results (rows or exceptions) of one group, in order."""
+    reports = [objective.report_for(t, c) for t, c in zip(trials, cfgs)]
+    data = objective.data_for(cfgs[0])
+    if len(cfgs) == 1:
+        try:
+            return [train(cfgs[0], reports[0], data=data)]
+        except Exception as exc:  # noqa: BLE001 - told to the trial below, like study.optimize does
+            return [exc]
+    try:
+        return train_population(cfgs, reports, data=data)
+    except Exception as exc:  # noqa: BLE001 - the whole population failed (e.g. out of memory)
+        return [exc] * len(cfgs)
+
+
+def _tell(study: optuna.Study, objective: "Objective", trial: optuna.Trial, result: Any) -> Exception | None:
+    """Tell the trial its outcome; return an unexpected exception for the caller to raise after the round."""
+    if isinstance(result, dict):
+        study.tell(trial, objective.finish(trial, result))
+        return None
+    if isinstance(result, optuna.TrialPruned):
+        study.tell(trial, state=TrialState.PRUNED)
+        return None
+    if isinstance(result, DivergedError):
+        objective.failed(trial, result)
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    study.tell(trial, state=TrialState.FAIL)
+    return result
+
+
+def run_population_round(study: optuna.Study, objective: "Objective", size: int, budget_left: int | None) -> None:
+    """Ask up to ``size`` trials (no more than ``budget_left``), train them grouped, and tell every one."""
+    if budget_left is not None and budget_left < 1:
+        return
+    trials = [study.ask()]
+    if not trials[0].user_attrs.get("is_baseline"):
+        want = size if budget_left is None else min(size, budget_left)
+        trials += [study.ask() for _ in range(want - 1)]
+    try:
+        cfgs = [objective.start(t) for t in trials]
+    except Exception:
+        for t in trials:  # as study.optimize does for an objective that raises: the trial fails
+            study.tell(t, state=TrialState.FAIL)
+        raise
+    results: list[Any] = [None] * len(trials)
+    with contextlib.ExitStack() as beats:
+        for t, c in zip(trials, cfgs):
+            beats.enter_context(objective.heartbeat(t, c, rdb=True))
+        for group in _groups(cfgs, trials):
+            if len(group) > 1:
+                log.info("training trials %s as one population", [trials[i].number for i in group])
+            outcome = _train_group(objective, [cfgs[i] for i in group], [trials[i] for i in group])
+            for i, result in zip(group, outcome):
+                results[i] = result
+    errors = [e for t, r in zip(trials, results) if (e := _tell(study, objective, t, r)) is not None]
+    if errors:
+        raise errors[0]
