@@ -91,9 +91,10 @@ class LoopbackCluster:
     def start(self) -> "LoopbackCluster":
         (self.temp_dir / "auth_token").write_text(secrets.token_hex(32))
         try:
-            # Ray Client's default port (10001) is fixed: a second cluster on this host would collide
+            # No --ray-client-server-port: it needs ray[client], which ray[tune] does not install. Without it no
+            # Ray Client server starts; with it installed, a taken default port (10001) only stops that server.
             self._start([_ray_cli(), "start", "--head", "--port", str(self.port), "--temp-dir", str(self.temp_dir),
-                         "--include-dashboard", "false", "--ray-client-server-port", str(free_port())], "head")
+                         "--include-dashboard", "false"], "head")
             self._start([sys.executable, "-c", _RAY_START_JOINING, "start", "--address", self.address,
                          "--temp-dir", str(self.temp_dir / "w")], "worker")
         except BaseException:

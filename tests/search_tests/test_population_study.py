@@ -1,5 +1,10 @@
 """Optuna studies with ``population: {size: K}``: trials trained K at a time look like ordinary trials."""
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 from optuna.trial import TrialState
 
@@ -57,3 +62,41 @@ def test_ray_backend_rejects_population_flag(tmp_path):
     study = write_study(tmp_path, backend="ray")
     proc = cli("launch", study, "--results", tmp_path / "r", "--population", "2", "-q")
     assert proc.returncode == 2 and "--population" in proc.stderr
+
+
+def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_retries_them(tmp_path):
+    study = write_study(tmp_path, n_trials=5, population={"size": 4}, heartbeat={"interval": 1, "grace_period": 3},
+                        train={"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32})
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sparsity_search", "launch", str(study), "--results",
+                             str(results), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = results / "tiny" / "study.journal"
+
+    def mid_population():  # the baseline done, the four others training together and past their first epoch
+        if not journal.exists():
+            return False
+        t = open_study("tiny", results=str(results)).trials()
+        running = t[t["state"] == "RUNNING"]
+        return (t["state"] == "COMPLETE").sum() == 1 and len(running) == 4 and (running["epochs"] >= 1).all()
+
+    deadline = time.monotonic() + 240
+    try:
+        while not mid_population():
+            assert proc.poll() is None and time.monotonic() < deadline, "the population was not caught mid-way"
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed = open_study("tiny", results=str(results)).trials()
+    killed = killed[killed["state"] == "RUNNING"]
+
+    cli("resume", "tiny", "--results", results, "-q", check=True)
+    spec, settings = locate("tiny", results=str(results))
+    trials = open_optuna_study(spec, settings.storage, create=False).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 5  # the budget, no more
+    for number in killed["trial"]:
+        assert trials[number].state == TrialState.FAIL  # failed by the heartbeat, not left RUNNING
+        retries = [t for t in trials if t.system_attrs.get("failed_trial") == number]
+        assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+        assert retries[0].params == trials[number].params
+        assert retries[0].user_attrs["result"]["epochs"] == 40  # trained from the start: populations keep no checkpoint
