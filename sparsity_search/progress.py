@@ -41,12 +41,13 @@ class EpochProgress:
 class StudyProgress:
     """Trials done / running / failed and the current Pareto size, refreshed from a backend's trial records."""
 
-    def __init__(self, spec: "StudySpec", enabled: bool = True):
+    def __init__(self, spec: "StudySpec", enabled: bool = True, total: int | None = None):
+        """``total``: the run's trial budget when a flag overrides the study file's ``n_trials``."""
         self._spec = spec
         self._progress = Progress(TextColumn(f"[bold]{spec.name}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                                   console=Console(file=sys.stderr), disable=not enabled)
-        self._task = self._progress.add_task(spec.name, total=spec.n_trials, status="")
+        self._task = self._progress.add_task(spec.name, total=total or spec.n_trials, status="")
 
     def __enter__(self) -> "StudyProgress":
         self._progress.start()

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import optuna
 import ray
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -60,6 +61,7 @@ from .records import TrialRecord, baseline_params
 from .study_file import StudySpec
 
 log = logging.getLogger(__name__)
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # the searcher's study: its info lines are Tune's business
 
 EXPERIMENT = "ray"  # the Tune experiment's folder inside the study's results folder
 NUMBER, BASELINE = "trial_number", "is_baseline"  # added to every trial's config by StudySearch
@@ -217,15 +219,15 @@ def plan_placement(spec: StudySpec, settings: RunSettings, cluster: dict[str, fl
 class ProgressCallback(tune.Callback):
     """Feeds the study progress display from Tune's trial objects (no file reads)."""
 
-    def __init__(self, spec: StudySpec, enabled: bool):
-        self._spec, self._enabled = spec, enabled
+    def __init__(self, spec: StudySpec, enabled: bool, total: int | None = None):
+        self._spec, self._enabled, self._total = spec, enabled, total
         self._progress: StudyProgress | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the experiment; displays stay out
         return {**self.__dict__, "_progress": None}
 
     def setup(self, **info: Any) -> None:
-        self._progress = StudyProgress(self._spec, enabled=self._enabled)
+        self._progress = StudyProgress(self._spec, enabled=self._enabled, total=self._total)
         self._progress.__enter__()
 
     def _show(self, trials: list[Any]) -> None:
@@ -296,6 +298,9 @@ class RayBackend(SearchBackend):
         experiment = settings.results_dir.resolve() / EXPERIMENT
         # Each epoch's checkpoint forces a snapshot by design (resume loses at most one epoch): not worth a warning.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # Tune's new output engine prints its own experiment box and paths even at verbose=0; the legacy one at
+        # verbose=0 is silent, which leaves the study's own progress display (ProgressCallback) alone on screen.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         connected = connect(settings)
         try:
             placement = plan_placement(spec, settings, ray.cluster_resources())
@@ -335,7 +340,7 @@ class RayBackend(SearchBackend):
             # Two, not one: the experiment snapshot on disk may still name the previous checkpoint when the driver
             # dies, and a resumed trial needs that one to exist.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[ProgressCallback(spec, settings.show_progress)])
+            callbacks=[ProgressCallback(spec, settings.show_progress, budget)])
         return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
     def records(self, spec: StudySpec, settings: RunSettings) -> list[TrialRecord]:

@@ -58,7 +58,7 @@ def run_workers(spec: StudySpec, settings: RunSettings, study: optuna.Study) -> 
     from . import _optuna
 
     slots = plan_slots(settings)
-    progress = StudyProgress(spec, enabled=settings.show_progress)
+    progress = StudyProgress(spec, enabled=settings.show_progress, total=settings.n_trials)
 
     def show(s: optuna.Study) -> None:
         progress.update([_optuna.to_record(t, spec) for t in s.get_trials(deepcopy=False)])

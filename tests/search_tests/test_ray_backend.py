@@ -150,8 +150,9 @@ def test_both_backends_give_the_same_table_columns(swept, tmp_path):
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 4, "hidden": [32], "timesteps": 2,
-                                                    "batch_size": 128})
+    # trials of a few seconds: with reused actors, shorter ones all finish before the poller below sees the first
+    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 20, "hidden": [64], "timesteps": 4,
+                                                    "batch_size": 32})
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "sparsity_search", "launch", str(study), "--results", str(results), "-q"]
     proc = subprocess.Popen(cmd, env=dict(os.environ, **RAY_ENV), start_new_session=True,
