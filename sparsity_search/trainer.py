@@ -10,7 +10,6 @@ backend passes ``report(epoch, metrics)``, called after every epoch, and may rai
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ import torch
 
 from .config import TrainConfig
 from .data import DataSplits, iterate_batches, load_data
-from .devices import resolve_device, resolve_precision, tune_cpu_allocator
+from .devices import autocast, resolve_device, resolve_precision, tune_cpu_allocator
 from .errors import ConfigError, DivergedError
 from .loss import layer_weights, sparsity_loss, spike_term
 from .schedules import lr_factor, make_lambda_schedule
@@ -37,10 +36,6 @@ EVAL_BATCH = 1024
 ARCHITECTURE_KEYS = ("dataset", "model", "hidden", "channels", "neuron", "timesteps", "encoding", "seed", "epochs")
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
              amp: torch.dtype | None) -> tuple[float, dict[str, float]]:
@@ -52,7 +47,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Trai
     input_spikes = torch.zeros((), device=x.device)
     for idx in iterate_batches(len(y), EVAL_BATCH, shuffle=False, generator=None, device=x.device):
         x_seq = encode(x[idx], cfg.timesteps, cfg.encoding, gen)
-        with _autocast(x.device, amp):
+        with autocast(x.device, amp):
             out = model(x_seq)
         correct += (out.logits.argmax(1) == y[idx]).sum()
         totals += torch.stack([s.float() for s in out.spikes])
@@ -127,7 +122,7 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Non
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, epoch, step, steps_per_epoch)
             x_seq = encode(data.train_x[idx], cfg.timesteps, cfg.encoding, gen)
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 out = model(x_seq)
             s = spike_term(out.spikes, neurons, weights, len(idx), cfg.timesteps)
             loss = sparsity_loss(out.logits, data.train_y[idx], s, lam)

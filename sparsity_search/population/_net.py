@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ..config import TrainConfig
 from ..snn import BaseNeuron, SeqToANN, SpikingNet, get_surrogate
+from ..snn.layers import is_time_constant
 from ..snn.fused import state_dtype
 from ..snn.surrogate import Surrogate
 
@@ -210,7 +211,7 @@ class PopulationNet(nn.Module):
 
     def forward(self, x_seq: Tensor) -> tuple[Tensor, Tensor]:
         timesteps = x_seq.shape[0]
-        tc = timesteps > 1 and x_seq.stride(0) == 0
+        tc = is_time_constant(x_seq)
         a = _Act(x_seq[0] if tc else x_seq.flatten(0, 1), True, tc)
         spikes = []
         for kind, payload in self.stages:

@@ -19,7 +19,6 @@ Mirrors ``trainer.train`` step for step; what differs is documented here:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import DataSplits, iterate_batches, load_data
-from ..devices import resolve_device, resolve_precision
+from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import ConfigError, DivergedError
 from ..loss import layer_weights
 from ..schedules import lr_factor, make_lambda_schedule
@@ -60,10 +59,6 @@ def _hashable(value: Any) -> Hashable:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
 class _Population:
     """The live members: the stacked net and optimizer plus, per member, its config, schedule and spike weights."""
 
@@ -78,8 +73,7 @@ class _Population:
         self.ids = list(range(len(cfgs)))  # positions in the caller's list
         self.cfgs = list(cfgs)
         self.schedules = [make_lambda_schedule(c, steps_per_epoch) for c in cfgs]
-        neurons = [layer.neurons for layer in self.net.template.spiking_layers]
-        self.neurons = neurons
+        self.neurons = [layer.neurons for layer in self.net.template.spiking_layers]
         self._device = device
         self._set_weights()
 
@@ -113,7 +107,7 @@ def evaluate_population(net: PopulationNet, x: torch.Tensor, y: torch.Tensor, cf
     input_spikes = torch.zeros((), device=x.device)
     for idx in iterate_batches(len(y), EVAL_BATCH, shuffle=False, generator=None, device=x.device):
         x_seq = encode(x[idx], cfg.timesteps, cfg.encoding, gen)
-        with _autocast(x.device, amp):
+        with autocast(x.device, amp):
             logits, spikes = net(x_seq)
         correct += (logits.argmax(2) == y[idx]).sum(1)
         totals += spikes.float()
@@ -167,7 +161,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
             lrs = [c.lr * lr_factor(c, epoch, step, steps_per_epoch) for c in pop.cfgs]
             lam_t = torch.tensor(lams, device=device)
             x_seq = encode(data.train_x[idx], timesteps, cfg0.encoding, gen)
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 logits, spikes = pop.net(x_seq)
             s = (pop.coef * spikes.float()).sum(0) / (len(idx) * timesteps)  # [K]
             y = data.train_y[idx]

@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .layers import is_time_constant
 from .surrogate import Surrogate
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,7 @@ def _rows(x_seq: Tensor) -> tuple[Tensor, list[int] | None]:
 
     Also returns the permutation of the non-time dims into memory order (None: already in order), to undo on output.
     """
-    steps = x_seq.shape[0]
-    x = x_seq[:1] if steps > 1 and x_seq.stride(0) == 0 else x_seq
+    x = x_seq[:1] if is_time_constant(x_seq) else x_seq
     if x.is_contiguous():
         return x.reshape(x.shape[0], -1), None
     perm = sorted(range(1, x.dim()), key=lambda d: -x.stride(d))

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .fused import FusedLIF, FusedLIFCount, lif_loop, state_dtype
+from .layers import is_time_constant
 from .surrogate import FastSigmoid, Surrogate
 
 STEP_MODES = ("s", "m")
@@ -145,7 +146,7 @@ def _repeated_step(x_seq: Tensor) -> Tensor | None:
     ``layers.SeqToANN`` returns such a view under direct encoding; ``_base`` is the tensor it views.
     """
     base = x_seq._base
-    if (x_seq.shape[0] > 1 and x_seq.stride(0) == 0 and base is not None and base.shape == x_seq.shape[1:]
+    if (is_time_constant(x_seq) and base is not None and base.shape == x_seq.shape[1:]
             and base.stride() == x_seq.stride()[1:] and base.data_ptr() == x_seq.data_ptr()):
         return base
     return None
