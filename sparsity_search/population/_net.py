@@ -107,7 +107,7 @@ class PopulationNet(nn.Module):
                 mods = [self._stack(list(mods)) for mods in zip(*parts)]
                 self.stages.append(("stateless", [mods, getattr(parts[0], "full_precision", False)]))
             elif isinstance(parts[0], BaseNeuron):
-                self.stages.append(("neuron", [parts[0].reset_mode == "hard"]))
+                self.stages.append(("neuron", [parts[0].reset_mode == "hard", parts[0].pool]))
             else:
                 raise ValueError(f"population training cannot stack {type(parts[0]).__name__}")
         self.readout = self._stack([m.readout for m in members])
@@ -137,7 +137,7 @@ class PopulationNet(nn.Module):
             self.stats += [torch.stack([x.running_mean for x in mods]), torch.stack([x.running_var for x in mods])]
             stats = (len(self.stats) - 2, len(self.stats) - 1)
             return ("bn", self._param([x.weight for x in mods]), self._param([x.bias for x in mods]), m, stats)
-        if isinstance(m, (nn.AvgPool2d, nn.Flatten)):
+        if isinstance(m, nn.Flatten):
             return ("same", m)
         raise ValueError(f"population training cannot stack {type(m).__name__}")
 
@@ -195,7 +195,7 @@ class PopulationNet(nn.Module):
             out = self._stateless(mods, _Act(a.x.float(), a.shared, a.time_constant))
         return _Act(out.x.to(torch.get_autocast_dtype(device)), out.shared, out.time_constant)
 
-    def _neuron(self, hard: bool, a: _Act, timesteps: int) -> tuple[_Act, Tensor]:
+    def _neuron(self, hard: bool, pool: bool, a: _Act, timesteps: int) -> tuple[_Act, Tensor]:
         shape = a.x.shape
         x = a.x.reshape(shape[0], self.k, -1)  # [N, K, M]
         x_seq = x.unsqueeze(0).expand(timesteps, *x.shape) if a.time_constant else x.unflatten(0, (timesteps, -1))
@@ -207,6 +207,7 @@ class PopulationNet(nn.Module):
         out = s.flatten(0, 1)  # [T*B, K, M]
         if len(shape) == 4:  # conv layout [N, K*C, H, W]
             out = out.reshape(out.shape[0], *shape[1:])
+            out = F.avg_pool2d(out, 2) if pool else out  # the single net pools inside its neuron (BaseNeuron.pool)
         return _Act(out, False, False), counts
 
     def forward(self, x_seq: Tensor) -> tuple[Tensor, Tensor]:
@@ -218,7 +219,7 @@ class PopulationNet(nn.Module):
             if kind == "stateless":
                 a = self._stateless_stage(payload[0], payload[1], a)
             else:
-                a, counts = self._neuron(payload[0], a, timesteps)
+                a, counts = self._neuron(*payload, a, timesteps)
                 spikes.append(counts)
         x = a.x.reshape(timesteps, -1, self.k, a.x[0].numel() // self.k).mean(0)  # [B, K, F]: Readout's mean_t
         w, b = self.weights[self.readout[1]], self.weights[self.readout[2]]

@@ -10,14 +10,23 @@ The reset uses the detached spike, so with ``d_t = surrogate'(h_t - threshold)``
 
     dL/dh_t = dL/ds_t * d_t + leak * m_t * dL/dh_{t+1},    m_t = 1 (soft) or 1 - s_t (hard),   dL/dx_t = dL/dh_t
 
-Only ``h`` (the pre-threshold membrane) is saved; spikes and ``d`` are recomputed from it. State is kept in at least
-float32 even when autocast hands in bf16, so low-precision runs still integrate accurately.
+The compiled kernels save only the input ``x``: the backward recomputes ``h`` (and from it the spikes and ``d``)
+with the forward's own arithmetic, so the recomputed values are the forward's, bit for bit. Recomputing costs a few
+flops per element and saves writing and re-reading ``h`` in float32; ``x`` is the smaller tensor (bf16 under
+autocast, one step under direct encoding). The eager kernels (small layers) save ``h``, which is cheaper for them
+than a second loop of eager ops. State is kept in at least float32 even when autocast hands in bf16, so low-precision runs still
+integrate accurately.
 
-Both kernels work on ``[T, N]`` rows laid out in the input's own memory order (channels-last stays channels-last,
-no copy). On large layers they run through ``torch.compile``, which turns the whole loop into one pass over memory
-(forward: read x, write h and spikes; backward: read h and the incoming gradient, write dL/dx) instead of about ten
-eager passes, each allocating a tensor the size of the layer. Small layers, and any failure to compile, use the
-eager kernels: same arithmetic, same spikes. ``SPARSITY_SEARCH_COMPILE`` = ``auto`` (default) | ``1`` | ``0``.
+``pool=True`` folds a following 2x2 average pooling (``AvgPool2d(2)`` on [T, B, C, H, W], H and W even) into the
+node: it returns the pooled spikes, the backward spreads their gradient back over the 2x2 cells inside the kernel,
+and the full-resolution spikes never reach memory. The count is still that of the neuron's own spikes.
+
+The kernels work on the input in its own memory order (channels-last stays channels-last, no copy): [T, N] rows,
+or [T, *dims in memory order] when pooling. On large layers they run through ``torch.compile``, which turns the
+whole loop into one pass over memory (forward: read x, write spikes; backward: read x and the incoming gradient,
+write dL/dx) instead of about ten eager passes, each allocating a tensor the size of the layer. Small layers, and
+any failure to compile, use the eager kernels: same arithmetic, same spikes.
+``SPARSITY_SEARCH_COMPILE`` = ``auto`` (default) | ``1`` | ``0``.
 A first compile costs seconds (about 4-17 s on 2 CPU cores, less once inductor's on-disk cache is warm), so
 ``auto`` compiles only layers of at least ``COMPILE_MIN_ELEMENTS`` (T * N) values.
 
@@ -50,41 +59,83 @@ def state_dtype(x: Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
-# --- the kernels, on rows [T, N] (or [1, N] when every step has the same input) -----------------------------------
+# --- the kernels, on [T, ...] in memory order (or [1, ...] when every step has the same input) ----------------------
 
-def _forward_kernel(x: Tensor, steps: int, leak: Tensor, threshold: Tensor,
-                    hard: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Spikes in x's dtype, h in the state dtype (both [T, N]) and the spike count (float32, 0-dim).
+Pooling = tuple[int, int] | None  # positions of H and W among the non-time dims of the kernel's input, or no pooling
 
-    Functional, so that ``torch.compile`` fuses it into one pass.
-    """
+
+def _pool_split(x: Tensor, pool: tuple[int, int]) -> Tensor:
+    """``x`` [T, ...] with the H and W dims (``pool``, non-time positions) each split into (size // 2, 2)."""
+    for d in sorted(pool, reverse=True):  # the later dim first, so the earlier position stays valid
+        x = x.unflatten(d + 1, (x.shape[d + 1] // 2, 2))
+    return x
+
+
+def _pair_dims(pool: tuple[int, int]) -> tuple[int, int]:
+    """Positions of the two size-2 pair dims in one step of ``_pool_split``'s output."""
+    first, second = sorted(pool)
+    return first + 1, second + 2
+
+
+def _states(x: Tensor, steps: int, leak: Tensor, threshold: Tensor, hard: bool) -> list[tuple[Tensor, Tensor]]:
+    """(h_t, s_t) for every step: the recurrence both compiled kernels trace, so both compute the same h."""
     v = torch.zeros_like(x[0], dtype=leak.dtype)
-    spikes, hs = [], []
+    out = []
     for t in range(steps):
         h = x[0 if x.shape[0] == 1 else t] + leak * v
         s = h >= threshold
         v = torch.where(s, 0.0, h) if hard else h - threshold * s.to(h.dtype)
-        spikes.append(s.to(x.dtype))
-        hs.append(h)
-    spikes_t = torch.stack(spikes)
-    return spikes_t, torch.stack(hs), spikes_t.sum(dtype=torch.float32)
+        out.append((h, s))
+    return out
 
 
-def _backward_kernel(h: Tensor, grad_spikes: Tensor, grad_count: Tensor, leak: Tensor, threshold: Tensor,
-                     hard: bool, surrogate: Surrogate, out_dtype: torch.dtype, sum_steps: bool) -> Tensor:
-    """dL/dx [T, N] (or summed over T, [1, N], when every step had the same input) from h, dL/ds and
-    dL/dcount (0-dim), last step first (the recurrence above)."""
-    grads: list[Tensor] = []
-    for t in range(h.shape[0] - 1, -1, -1):
-        shifted = h[t] - threshold
-        g = surrogate.derivative(shifted) * (grad_spikes[t] + grad_count)
-        if grads:
-            carry = leak * (shifted < 0).to(h.dtype) if hard else leak
-            g = g + carry * grads[-1]
-        grads.append(g)
-    if sum_steps:
-        return torch.stack(grads).sum(0, keepdim=True).to(out_dtype)
-    return torch.stack(grads[::-1]).to(out_dtype)
+def _forward_kernel(x: Tensor, steps: int, leak: Tensor, threshold: Tensor, hard: bool,
+                    pool: Pooling) -> tuple[Tensor, Tensor]:
+    """Spikes (pooled when ``pool``) in x's dtype, [T, ...], and the spike count (float32, 0-dim).
+
+    Functional, so that ``torch.compile`` fuses it into one pass.
+    """
+    xs = x if pool is None else _pool_split(x, pool)
+    outs, count = [], torch.zeros((), dtype=torch.float32, device=x.device)
+    for _, s in _states(xs, steps, leak, threshold, hard):
+        spikes = s.to(x.dtype)
+        count = count + s.sum(dtype=torch.float32)
+        outs.append(spikes if pool is None else spikes.sum(_pair_dims(pool)) * 0.25)
+    return torch.stack(outs), count
+
+
+def _backward_kernel(x: Tensor, grad_out: Tensor, grad_count: Tensor, steps: int, leak: Tensor, threshold: Tensor,
+                     hard: bool, surrogate: Surrogate, sum_steps: bool, pool: Pooling) -> Tensor:
+    """dL/dx [T, ...] (or summed over T, [1, ...], when every step had the same input) from x (h recomputed),
+    dL/d(output) ([T, ...], or [1, ...] when the same at every step) and dL/dcount (0-dim), last step first (the
+    recurrence above)."""
+    xs = x if pool is None else _pool_split(x, pool)
+    states = _states(xs, steps, leak, threshold, hard)
+    grads: list[Tensor] = []  # in x's dtype, last step first
+    g = total = None
+    for t in range(len(states) - 1, -1, -1):
+        h, s = states[t]
+        g_out = grad_out[0 if len(grad_out) == 1 else t].to(h.dtype)
+        if pool is not None:  # each pooled value is the mean of its 2x2 cell: a quarter of its gradient to each
+            for d in _pair_dims(pool):
+                g_out = g_out.unsqueeze(d)
+            g_out = g_out * 0.25
+        carry = None if g is None else (leak * (~s).to(h.dtype) if hard else leak) * g
+        g = surrogate.derivative(h - threshold) * (g_out + grad_count)
+        g = g if carry is None else g + carry
+        if sum_steps:
+            total = g if total is None else total + g  # a running sum: stacking then summing would store all T
+        else:
+            grads.append(g.to(x.dtype))
+    out = total.to(x.dtype).unsqueeze(0) if sum_steps else torch.stack(grads[::-1])
+    return out if pool is None else _pool_merge(out, pool)
+
+
+def _pool_merge(x: Tensor, pool: tuple[int, int]) -> Tensor:
+    """Undo ``_pool_split``: merge each (size // 2, 2) pair back into one dim."""
+    for d in sorted(pool):
+        x = x.flatten(d + 1, d + 2)
+    return x
 
 
 def _eager_forward(x: Tensor, steps: int, leak: float, threshold: float, hard: bool, h_out: Tensor | None,
@@ -113,10 +164,10 @@ def _eager_forward(x: Tensor, steps: int, leak: float, threshold: float, hard: b
     return spikes.to(spike_dtype)
 
 
-def _eager_backward(h: Tensor, grad_spikes: Tensor, grad_count: Tensor | None, leak: float, threshold: float,
+def _eager_backward(h: Tensor, grad_spikes: Tensor, grad_count: Tensor, leak: float, threshold: float,
                     hard: bool, surrogate: Surrogate, out_dtype: torch.dtype, sum_steps: bool) -> Tensor:
     shifted = h - threshold
-    grad_s = grad_spikes.to(h.dtype) if grad_count is None else grad_spikes.to(h.dtype) + grad_count
+    grad_s = grad_spikes.to(h.dtype) + grad_count
     grad = surrogate.derivative(shifted).mul_(grad_s)  # becomes dL/dh in place, last step first
     steps = grad.unbind(0)
     if hard:
@@ -149,8 +200,8 @@ class _Compiled:
             if self.forward is None:
                 self.forward = torch.compile(_forward_kernel, dynamic=False)
                 self.backward = torch.compile(_backward_kernel, dynamic=False)
-            for arg in args:  # one kernel for every batch size and layer width
-                if isinstance(arg, Tensor) and arg.dim() == 2:
+            for arg in args:  # one kernel for every batch size (and, for rows [T, N], every layer width)
+                if isinstance(arg, Tensor) and arg.dim() >= 2:
                     torch._dynamo.mark_dynamic(arg, 1)
             return (self.forward if name == "forward" else self.backward)(*args)
         except Exception as err:  # noqa: BLE001 - any compiler problem: fall back, never fail the training
@@ -163,44 +214,71 @@ class _Compiled:
 COMPILED = _Compiled()
 
 
-# --- layout: run on the input's memory order as [T, N] rows --------------------------------------------------------
+# --- layout: run on the input's memory order ------------------------------------------------------------------------
 
-def _rows(x_seq: Tensor) -> tuple[Tensor, list[int] | None]:
-    """``x_seq`` [T, B, ...] as rows [T, N] (or [1, N] when the time axis has stride 0) without copying when possible.
-
-    Also returns the permutation of the non-time dims into memory order (None: already in order), to undo on output.
-    """
+def _memory_order(x_seq: Tensor) -> tuple[Tensor, list[int] | None]:
+    """``x_seq`` [T, B, ...] (only its first step, [1, B, ...], when the time axis has stride 0) with the non-time
+    dims permuted into memory order, so that it is contiguous without a copy when possible (channels-last included);
+    and that permutation of the non-time dims (None: already in order), to undo on the results."""
     x = x_seq[:1] if is_time_constant(x_seq) else x_seq
     if x.is_contiguous():
-        return x.reshape(x.shape[0], -1), None
+        return x, None
     perm = sorted(range(1, x.dim()), key=lambda d: -x.stride(d))
     xp = x.permute(0, *perm)
     if not xp.is_contiguous():
-        return x.reshape(x.shape[0], -1), None
-    return xp.reshape(x.shape[0], -1), perm
+        return x.contiguous(), None
+    return xp, perm
 
 
-def _unrows(rows: Tensor, shape: torch.Size, perm: list[int] | None) -> Tensor:
-    """Rows [T, N] back to ``shape``, in the memory order ``_rows`` found."""
+def _restore(y: Tensor, perm: list[int] | None) -> Tensor:
+    """Undo ``_memory_order``'s permutation on a tensor laid out like its output."""
     if perm is None:
-        return rows.view(shape)
-    permuted = rows.view(shape[0], *(shape[d] for d in perm))
-    inverse = [0] * len(shape)
+        return y
+    inverse = [0] * y.dim()
     for i, d in enumerate(perm, 1):
         inverse[d] = i
-    return permuted.permute(inverse)
+    return y.permute(inverse)
+
+
+def _pooling(perm: list[int] | None, dim: int) -> tuple[int, int]:
+    """Positions of H and W (the last two dims of a ``dim``-dim input) among the non-time dims in memory order."""
+    order = perm if perm is not None else list(range(1, dim))
+    return order.index(dim - 2), order.index(dim - 1)
+
+
+def _pool_mean(spikes: Tensor, pool: tuple[int, int]) -> Tensor:
+    """2x2 average pooling of ``spikes`` [T, ...] (eager kernels)."""
+    return _pool_split(spikes, pool).sum(tuple(d + 1 for d in _pair_dims(pool))) * 0.25
+
+
+def _pool_spread(grad: Tensor, pool: tuple[int, int]) -> Tensor:
+    """The gradient of ``_pool_mean``: each pooled cell's gradient, a quarter to each of its 2x2 inputs."""
+    for d in _pair_dims(pool):
+        grad = grad.unsqueeze(d + 1)
+    shape = list(grad.shape)
+    for d in _pair_dims(pool):
+        shape[d + 1] = 2
+    return _pool_merge(grad.expand(shape) * 0.25, pool)
+
+
+def _kernel_view(x: Tensor, pool: Pooling) -> Tensor:
+    """What the compiled kernels take: [T, N] rows (one dynamic dim, best vectorised), or [T, ...] when pooling."""
+    return x.reshape(x.shape[0], -1) if pool is None else x
+
+
+def _scalars(x: Tensor, *values: float) -> list[Tensor]:
+    return [torch.tensor(v, dtype=state_dtype(x), device=x.device) for v in values]
 
 
 def lif_loop(x_seq: Tensor, leak: float, threshold: float, hard: bool) -> Tensor:
     """The dynamics without gradients: spikes [T, B, ...] in x's dtype (autograd off, e.g. evaluation)."""
-    rows, perm = _rows(x_seq)
-    spikes = _eager_forward(rows, x_seq.shape[0], leak, threshold, hard, None, x_seq.dtype)
-    return _unrows(spikes, x_seq.shape, perm)
+    x, perm = _memory_order(x_seq)
+    return _restore(_eager_forward(x, x_seq.shape[0], leak, threshold, hard, None, x_seq.dtype), perm)
 
 
 def _lif_forward(ctx, x_seq: Tensor, leak: float, threshold: float, hard: bool,  # noqa: ANN001
-                 surrogate: Surrogate, steps: int | None = None) -> tuple[Tensor, Tensor]:
-    """The shared forward of both autograd functions: spikes [T, B, ...] and their count.
+                 surrogate: Surrogate, steps: int | None, pool: bool) -> tuple[Tensor, Tensor]:
+    """The shared forward of both autograd functions: spikes [T, B, ...] (pooled when ``pool``) and their count.
 
     ``steps`` given: ``x_seq`` is one step [B, ...], the input at every one of ``steps`` steps (direct encoding),
     and the backward returns dL/dx summed over time, [B, ...], without materialising the T per-step gradients.
@@ -209,57 +287,69 @@ def _lif_forward(ctx, x_seq: Tensor, leak: float, threshold: float, hard: bool, 
     if steps is not None:
         x_seq = x_seq.unsqueeze(0).expand(steps, *x_seq.shape)
     steps = x_seq.shape[0]
-    rows, perm = _rows(x_seq)
-    sd = state_dtype(x_seq)
-    compiled = None
-    if COMPILED.wanted(steps * rows.shape[1]):
-        scalars = [torch.tensor(v, dtype=sd, device=x_seq.device) for v in (leak, threshold)]
-        compiled = COMPILED.run("forward", rows, steps, *scalars, hard)
-    if compiled is not None:
-        spikes, h, count = compiled
-    else:
-        h = torch.empty((steps, rows.shape[1]), dtype=sd, device=x_seq.device)
-        spikes = _eager_forward(rows, steps, leak, threshold, hard, h, x_seq.dtype)
-        count = spikes.sum(dtype=torch.float32)
-    ctx.save_for_backward(h)
-    ctx.params = (leak, threshold, hard, surrogate, x_seq.dtype, perm)
-    return _unrows(spikes, x_seq.shape, perm), count
+    x, perm = _memory_order(x_seq)
+    pooling = _pooling(perm, x_seq.dim()) if pool else None
+    result = None
+    if COMPILED.wanted(steps * x[0].numel()):
+        result = COMPILED.run("forward", _kernel_view(x, pooling), steps, *_scalars(x, leak, threshold), hard,
+                              pooling)
+    if result is not None:  # the compiled backward recomputes h from x
+        out, count = result
+        out = out.view(steps, *x.shape[1:]) if pooling is None else out
+        ctx.save_for_backward(x)
+    else:  # small layer: h costs little to keep, and recomputing it would cost a loop of eager ops
+        h = torch.empty((steps, *x.shape[1:]), dtype=state_dtype(x), device=x.device)
+        out = _eager_forward(x, steps, leak, threshold, hard, h, x.dtype)
+        count = out.sum(dtype=torch.float32)
+        out = out if pooling is None else _pool_mean(out, pooling)
+        ctx.save_for_backward(h)
+    ctx.recompute = result is not None
+    ctx.params = (leak, threshold, hard, surrogate, perm, pooling, steps, x.dtype)
+    return _restore(out, perm), count
 
 
-def _lif_backward(ctx, grad_spikes: Tensor, grad_count: Tensor | None) -> Tensor:  # noqa: ANN001
-    (h,) = ctx.saved_tensors
-    leak, threshold, hard, surrogate, in_dtype, perm = ctx.params
-    grad_rows = _grad_rows(grad_spikes, perm)
+def _lif_backward(ctx, grad_out: Tensor, grad_count: Tensor | None) -> Tensor:  # noqa: ANN001
+    (saved,) = ctx.saved_tensors  # x when the forward was compiled, else h
+    leak, threshold, hard, surrogate, perm, pooling, steps, in_dtype = ctx.params
+    grad_out = grad_out if perm is None else grad_out.permute(0, *perm)  # the memory order of x
+    # One layout for the kernels (no strided reads, no recompiles); a gradient that is the same at every step
+    # (the readout's mean over T hands one in) is passed as that one step.
+    grad_out = (grad_out[:1] if is_time_constant(grad_out) else grad_out).contiguous()
+    gc = (torch.zeros((), device=saved.device) if grad_count is None else grad_count).to(state_dtype(saved))
     grad = None
-    if COMPILED.wanted(h.numel()):
-        scalars = [torch.tensor(v, dtype=h.dtype, device=h.device) for v in (leak, threshold)]
-        gc = grad_count if grad_count is not None else torch.zeros((), dtype=h.dtype, device=h.device)
-        grad = COMPILED.run("backward", h, grad_rows, gc.to(h.dtype), *scalars, hard, surrogate, in_dtype,
-                            ctx.sum_steps)
-    if grad is None:
-        grad = _eager_backward(h, grad_rows, grad_count, leak, threshold, hard, surrogate, in_dtype, ctx.sum_steps)
-    if ctx.sum_steps:
-        return _unrows(grad, (1, *grad_spikes.shape[1:]), perm).squeeze(0)
-    return _unrows(grad, grad_spikes.shape, perm)
+    if ctx.recompute and COMPILED.wanted(steps * saved[0].numel()):
+        grad = COMPILED.run("backward", _kernel_view(saved, pooling), _kernel_view(grad_out, pooling), gc, steps,
+                            *_scalars(saved, leak, threshold), hard, surrogate, ctx.sum_steps, pooling)
+    if grad is not None:
+        grad = grad.view(grad.shape[0], *saved.shape[1:]) if pooling is None else grad
+    else:
+        h = saved
+        if ctx.recompute:  # compiling the backward failed: recompute h with the eager kernel
+            h = torch.empty((steps, *saved.shape[1:]), dtype=state_dtype(saved), device=saved.device)
+            _eager_forward(saved, steps, leak, threshold, hard, h, in_dtype)
+        grad_spikes = grad_out if pooling is None else _pool_spread(grad_out, pooling)
+        grad = _eager_backward(h, grad_spikes, gc, leak, threshold, hard, surrogate, in_dtype, ctx.sum_steps)
+    grad = _restore(grad, perm)
+    return grad.squeeze(0) if ctx.sum_steps else grad
 
 
 class FusedLIF(torch.autograd.Function):
-    """Multi-step LIF/IF as one autograd node: ``FusedLIF.apply(x_seq, leak, threshold, hard, surrogate)``."""
+    """Multi-step LIF/IF as one autograd node: ``FusedLIF.apply(x_seq, leak, threshold, hard, surrogate, pool)``."""
 
     @staticmethod
     def forward(ctx, x_seq: Tensor, leak: float, threshold: float, hard: bool,  # noqa: ANN001
-                surrogate: Surrogate) -> Tensor:
-        return _lif_forward(ctx, x_seq, leak, threshold, hard, surrogate)[0]
+                surrogate: Surrogate, pool: bool = False) -> Tensor:
+        return _lif_forward(ctx, x_seq, leak, threshold, hard, surrogate, None, pool)[0]
 
     @staticmethod
-    def backward(ctx, grad_spikes: Tensor) -> tuple[Tensor | None, None, None, None, None]:  # noqa: ANN001
-        return _lif_backward(ctx, grad_spikes, None), None, None, None, None
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:  # noqa: ANN001
+        return _lif_backward(ctx, grad_out, None), None, None, None, None, None
 
 
 class FusedLIFCount(torch.autograd.Function):
     """``FusedLIF`` that also returns the differentiable spike count (float32, 0-dim), as the sparsity loss needs:
-    ``FusedLIFCount.apply(x_seq, leak, threshold, hard, surrogate)``, or ``apply(x, ..., surrogate, steps)`` for
-    one input [B, ...] repeated at every step (see ``_lif_forward``).
+    ``FusedLIFCount.apply(x_seq, leak, threshold, hard, surrogate, None, pool)``, or
+    ``apply(x, ..., surrogate, steps, pool)`` for one input [B, ...] repeated at every step (see ``_lif_forward``).
 
     Counting inside the node saves a pass over the spikes in the forward, and in the backward the count's gradient
     (one number) is added inside the kernel instead of autograd materialising ``dL/ds + dL/dcount`` at full size.
@@ -267,16 +357,10 @@ class FusedLIFCount(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, leak: float, threshold: float, hard: bool,  # noqa: ANN001
-                surrogate: Surrogate, steps: int | None = None) -> tuple[Tensor, Tensor]:
-        return _lif_forward(ctx, x, leak, threshold, hard, surrogate, steps)
+                surrogate: Surrogate, steps: int | None = None, pool: bool = False) -> tuple[Tensor, Tensor]:
+        return _lif_forward(ctx, x, leak, threshold, hard, surrogate, steps, pool)
 
     @staticmethod
-    def backward(ctx, grad_spikes: Tensor,  # noqa: ANN001
-                 grad_count: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
-        return _lif_backward(ctx, grad_spikes, grad_count), None, None, None, None, None
-
-
-def _grad_rows(grad_spikes: Tensor, perm: list[int] | None) -> Tensor:
-    """The incoming gradient as rows in the same memory order as the saved ``h``."""
-    g = grad_spikes if perm is None else grad_spikes.permute(0, *perm)
-    return g.reshape(g.shape[0], -1)
+    def backward(ctx, grad_out: Tensor,  # noqa: ANN001
+                 grad_count: Tensor) -> tuple[Tensor | None, None, None, None, None, None, None]:
+        return _lif_backward(ctx, grad_out, grad_count), None, None, None, None, None, None

@@ -15,8 +15,9 @@ one 1024-wide spiking classifier layer instead of their 4096-wide pair, to keep 
 is skipped once the feature map is 1 pixel wide, so small inputs (8x8 digits) still build.
 
 Speed, without changing what is computed: conv nets are built channels-last (NHWC), the input block runs in float32
-under autocast (``SeqToANN(full_precision=True)``), and each neuron returns its spike count from inside its fused
-node (``BaseNeuron.forward_with_count``).
+under autocast (``SeqToANN(full_precision=True)``), each neuron returns its spike count from inside its fused
+node (``BaseNeuron.forward_with_count``), and a pooling layer is folded into the neuron before it
+(``BaseNeuron.pool``), which pools inside its fused node.
 
 Fan-out (synapses one spike drives in the next weight layer): conv ``out_channels * 3 * 3`` (border pixels drive
 fewer; ignored), linear ``out_features``. Average pooling puts each spike into exactly one pooled cell, and the
@@ -126,9 +127,13 @@ class _Builder:
         self._spike(name)
 
     def pool(self) -> None:
+        """2x2 average pooling of the last neuron's spikes, folded into that neuron (``BaseNeuron.pool``)."""
         c, h, w = self.shape
         if min(h, w) >= 2:
-            self.stateless.append(nn.AvgPool2d(2))
+            neuron = self.body[-1] if self.body and not self.stateless else None
+            if not isinstance(neuron, BaseNeuron) or neuron.pool:
+                raise ValueError("a pooling layer must directly follow a spiking conv layer")
+            neuron.pool = True
             self.shape = (c, h // 2, w // 2)
 
     def linear(self, features: int, name: str) -> None:

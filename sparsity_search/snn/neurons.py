@@ -8,6 +8,10 @@ Multi-step has two implementations with the same forward, bit for bit:
 ``'reference'`` loops over T calling ``single_step_forward`` (readable, autograd does BPTT), and
 ``'fast'`` is ``fused.FusedLIF`` (one autograd node, hand-written BPTT). Without gradients both use a plain loop.
 
+``pool=True`` makes the neuron's output its spikes average-pooled 2x2 (the model folds an ``AvgPool2d(2)`` that follows
+the neuron into it): the fused node then pools inside its kernels, so full-resolution spikes never reach memory.
+Spike counts are always of the neuron's own spikes.
+
 The reset uses the detached spike: gradients flow through the charge and the surrogate, not through the reset.
 Zenke & Vogels (Neural Computation 2021) found this trains at least as well, and snnTorch does the same; it also
 keeps the fused backward to one multiply-add per step. The spike count is never recorded here: callers sum the
@@ -19,6 +23,7 @@ from __future__ import annotations
 import abc
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .fused import FusedLIF, FusedLIFCount, lif_loop, state_dtype
@@ -36,7 +41,7 @@ class BaseNeuron(nn.Module, abc.ABC):
     leak: float = 1.0  # per-step decay of v; the fused path reads it, so charge must be x + leak * v
 
     def __init__(self, threshold: float = 1.0, reset: str = "soft", surrogate: Surrogate | None = None,
-                 implementation: str = "fast", step_mode: str = "m") -> None:
+                 implementation: str = "fast", step_mode: str = "m", pool: bool = False) -> None:
         super().__init__()
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
@@ -47,6 +52,7 @@ class BaseNeuron(nn.Module, abc.ABC):
         self.surrogate = surrogate if surrogate is not None else FastSigmoid(5.0)
         self.implementation = implementation
         self.step_mode = step_mode
+        self.pool = pool
         self.v: Tensor | None = None
 
     @property
@@ -85,39 +91,63 @@ class BaseNeuron(nn.Module, abc.ABC):
         return spike.to(x.dtype)
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
-        hard = self.reset_mode == "hard"
+        if self._fused(x_seq):
+            fuse = self._fuses_pool(x_seq)
+            out = FusedLIF.apply(x_seq, self.leak, self.threshold, self.reset_mode == "hard", self.surrogate, fuse)
+            return out if fuse else self._pool_out(out)
+        return self._pool_out(self._loop(x_seq))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "s":
+            return self._pool_out(self.single_step_forward(x))
+        return self.multi_step_forward(x)
+
+    def forward_with_count(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The output and the differentiable total of the spikes (float32, 0-dim); the fast path counts inside its
+        fused node.
+
+        Used by ``models.SpikingNet``; it does not go through ``__call__``, so module hooks do not see it.
+        """
+        if self.step_mode == "m" and self._fused(x):
+            fuse = self._fuses_pool(x)
+            args = (self.leak, self.threshold, self.reset_mode == "hard", self.surrogate)
+            step = _repeated_step(x)
+            if step is not None:  # direct encoding: take the one step, its gradient is summed over T in the node
+                out, count = FusedLIFCount.apply(step, *args, x.shape[0], fuse)
+            else:
+                out, count = FusedLIFCount.apply(x, *args, None, fuse)
+            return (out if fuse else self._pool_out(out)), count
+        spikes = self.single_step_forward(x) if self.step_mode == "s" else self._loop(x)
+        return self._pool_out(spikes), spikes.sum(dtype=torch.float32)
+
+    def _fused(self, x: Tensor) -> bool:
+        return self.implementation == "fast" and torch.is_grad_enabled() and x.requires_grad
+
+    def _fuses_pool(self, x_seq: Tensor) -> bool:
+        """Whether the fused node can pool: [T, B, C, H, W] with H and W even (odd sizes pool after the node)."""
+        return self.pool and x_seq.dim() == 5 and x_seq.shape[-1] % 2 == 0 and x_seq.shape[-2] % 2 == 0
+
+    def _loop(self, x_seq: Tensor) -> Tensor:
+        """Spikes [T, B, ...] without the fused node: a plain loop without gradients, else the reference BPTT."""
         if not (torch.is_grad_enabled() and x_seq.requires_grad):
-            return lif_loop(x_seq, self.leak, self.threshold, hard)
-        if self.implementation == "fast":
-            return FusedLIF.apply(x_seq, self.leak, self.threshold, hard, self.surrogate)
+            return lif_loop(x_seq, self.leak, self.threshold, self.reset_mode == "hard")
         self.reset()
         spikes = torch.stack([self.single_step_forward(x) for x in x_seq.unbind(0)])
         self.reset()  # drop the last state so it does not keep the graph alive
         return spikes
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.step_mode == "s":
-            return self.single_step_forward(x)
-        return self.multi_step_forward(x)
-
-    def forward_with_count(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Spikes and their differentiable total (float32, 0-dim): the fast path counts inside the fused node.
-
-        Used by ``models.SpikingNet``; it does not go through ``__call__``, so module hooks do not see it.
-        """
-        if (self.step_mode == "m" and self.implementation == "fast" and torch.is_grad_enabled()
-                and x.requires_grad):
-            args = (self.leak, self.threshold, self.reset_mode == "hard", self.surrogate)
-            step = _repeated_step(x)
-            if step is not None:  # direct encoding: take the one step, its gradient is summed over T in the node
-                return FusedLIFCount.apply(step, *args, x.shape[0])
-            return FusedLIFCount.apply(x, *args)
-        spikes = self(x)
-        return spikes, spikes.sum(dtype=torch.float32)
+    def _pool_out(self, spikes: Tensor) -> Tensor:
+        """The spikes 2x2-average-pooled when ``pool`` (one step [B, C, H, W] or a sequence [T, B, C, H, W])."""
+        if not self.pool:
+            return spikes
+        if spikes.dim() == 5:
+            return F.avg_pool2d(spikes.flatten(0, 1), 2).unflatten(0, spikes.shape[:2])
+        return F.avg_pool2d(spikes, 2)
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak}, threshold={self.threshold}, reset={self.reset_mode}, "
-                f"surrogate={self.surrogate}, implementation={self.implementation}, step_mode={self.step_mode}")
+                f"surrogate={self.surrogate}, implementation={self.implementation}, step_mode={self.step_mode}"
+                + (", pool=2x2 average" if self.pool else ""))
 
 
 class LIF(BaseNeuron):

@@ -90,6 +90,50 @@ def test_layouts_equal_reference_and_are_kept(compiled_kernels: fused._Compiled,
     torch.testing.assert_close(fast[1], ref[1])
 
 
+def _pooled_run(neuron: BaseNeuron, x_seq: torch.Tensor, repeat: int | None,
+                pool_after: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Output, count and dL/dx for L = sum(output * fixed weights) + 0.1 * count; ``pool_after`` applies
+    ``AvgPool2d(2)`` to the neuron's spikes outside it, as a model without folded pooling would."""
+    x = x_seq.detach().clone().requires_grad_()
+    x_in = x if repeat is None else x.unsqueeze(0).expand(repeat, *x.shape)
+    out, count = neuron.forward_with_count(x_in)
+    if pool_after:
+        out = torch.nn.functional.avg_pool2d(out.flatten(0, 1), 2).unflatten(0, out.shape[:2])
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    ((out * upstream).sum() + 0.1 * count).backward()
+    return out.detach(), count.detach(), x.grad
+
+
+@pytest.mark.parametrize("compile_mode", ["0", "1"])
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous", "time_constant", "odd_size"])
+@pytest.mark.parametrize("kind,reset", [("lif", "soft"), ("lif", "hard"), ("if", "soft")])
+def test_pooling_folded_into_the_neuron_equals_spikes_then_avg_pool(
+        compiled_kernels: fused._Compiled, monkeypatch: pytest.MonkeyPatch, compile_mode: str, layout: str,
+        kind: str, reset: str) -> None:
+    """``pool=True`` (pooled inside the fused node; after it for odd sizes) gives the reference neuron's spikes
+    average-pooled 2x2, exactly, with the count of the unpooled spikes and the same gradient."""
+    monkeypatch.setenv("SPARSITY_SEARCH_COMPILE", compile_mode)
+    gen = torch.Generator().manual_seed(4)
+    steps, batch, size = 5, 2, (5, 6) if layout == "odd_size" else (6, 4)
+    repeat = steps if layout == "time_constant" else None
+    x_seq = torch.rand(batch if repeat else steps * batch, 3, *size, generator=gen) * 0.9
+    if layout == "channels_last":
+        x_seq = x_seq.to(memory_format=torch.channels_last)
+    if repeat is None:
+        x_seq = x_seq.unflatten(0, (steps, batch))
+    fast_neuron = _neuron(kind, "arctan", reset, "fast")
+    fast_neuron.pool = True
+    fast = _pooled_run(fast_neuron, x_seq, repeat, pool_after=False)
+    ref = _pooled_run(_neuron(kind, "arctan", reset, "reference"), x_seq, repeat, pool_after=True)
+    assert 0.05 < fast[0].mean() < 0.95
+    assert torch.equal(fast[0], ref[0]) and torch.equal(fast[1], ref[1])
+    torch.testing.assert_close(fast[2], ref[2])
+    if layout == "channels_last":  # pooled per step in the input's layout, no copy to NCHW
+        assert fast[0][0].is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():  # evaluation: the plain loop, then pooling
+        assert torch.equal(fast_neuron(x_seq if repeat is None else x_seq.expand(steps, *x_seq.shape)), ref[0])
+
+
 def test_compile_failure_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch,
                                              caplog: pytest.LogCaptureFixture) -> None:
     def broken(*args: object, **kwargs: object) -> None:
