@@ -61,18 +61,17 @@ def should_continue(
 ) -> bool:
     """Whether ``trial_id`` (already in ``rung_records``) may train past this rung.
 
-    With n records it continues if it is among the first n // reduction_factor of :func:`rank_records`
-    (ASHA's floor). While fewer than ``reduction_factor`` records exist, every trial continues, as in
-    asynchronous ASHA: waiting for peers would idle workers, and stopping would kill the first arrivals.
+    With n records it continues if it is among the first max(1, n // reduction_factor) of :func:`rank_records`:
+    the first arrival at a rung continues alone, the second only if it ranks first, and so on. This is the
+    stopping semantics of Ray Tune's asynchronous HyperBand (its percentile cutoff over two recorded values
+    stops the worse one): nobody waits for a rung to fill, and no early arrival trains to the end unjudged.
     """
     if not isinstance(reduction_factor, int) or reduction_factor < 2:
         raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
     ids = [t for t, _ in rung_records]
     if trial_id not in ids:
         raise ValueError(f"trial {trial_id!r} has no record at this rung")
-    if len(ids) < reduction_factor:
-        return True
-    return trial_id in rank_records(rung_records, directions)[: len(ids) // reduction_factor]
+    return trial_id in rank_records(rung_records, directions)[: max(1, len(ids) // reduction_factor)]
 
 
 def _unit_scale(v: np.ndarray) -> np.ndarray:

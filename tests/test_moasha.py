@@ -26,10 +26,16 @@ def test_rung_epochs():
         rung_epochs(1, 1, 27)
 
 
-def test_fewer_than_rf_records_continue():
-    assert should_continue([("a", (0.1, 1e6))], "a", MAX_MIN, 3)
-    records = [("a", (0.9, 100)), ("b", (0.1, 1e6))]  # b is dominated but only 2 < 3 have arrived
-    assert should_continue(records, "b", MAX_MIN, 3)
+def test_the_first_arrival_continues_alone_and_later_ones_must_rank_first():
+    assert should_continue([("a", (0.1, 1e6))], "a", MAX_MIN, 3)  # nobody to compare with
+    # With fewer than 2 * rf records max(1, n // rf) = 1 continues: the arrival must rank first.
+    assert not should_continue([("a", (0.9, 100)), ("b", (0.1, 1e6))], "b", MAX_MIN, 3)
+    assert should_continue([("a", (0.9, 100)), ("b", (0.95, 90))], "b", MAX_MIN, 3)
+    # on one front the epsilon-net takes the best accuracy first, so a cheaper but less accurate arrival stops
+    assert not should_continue([("a", (0.9, 100)), ("b", (0.8, 10))], "b", MAX_MIN, 3)
+    records = [("a", (0.9, 100)), ("b", (0.8, 10)), ("c", (0.95, 900)), ("d", (0.7, 5)), ("e", (0.6, 1))]
+    assert not should_continue(records[:4], "d", MAX_MIN, 3)  # 4 // 3 = 1: only c
+    assert should_continue(records, "e", MAX_MIN, 2)  # 5 // 2 = 2: c, then the far end of the front, e
 
 
 def test_dominated_trials_stop_and_the_front_continues():
