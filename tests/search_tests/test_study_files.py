@@ -96,3 +96,17 @@ def test_conditions_sample_only_when_active():
         seen.add(params["schedule"])
         study.tell(trial, [0.5, 1.0])
     assert seen == {"constant", "annealing"}
+
+
+def test_constrained_sampler_is_built_without_optuna_deprecation_noise(tmp_path):
+    """The sampler gets the study's constraint; Optuna 5's notice about ``constraints_func`` is not passed on."""
+    import warnings
+
+    from sparsity_search.search._samplers import make_sampler
+
+    spec = load_study_file(write_study(tmp_path, sampler={"name": "tpe"}, constraints={"min_accuracy": 0.9}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sampler = make_sampler(spec)
+    assert sampler._constraints_func is not None
+    assert not [w for w in caught if "constraints_func" in str(w.message)]
