@@ -12,12 +12,12 @@ concatenated and run as one GEMM (one convolution). With direct encoding that in
 as in ``layers.SeqToANN`` it is computed once and expanded over T (stride 0). BatchNorm over K*C channels is exactly
 K independent BatchNorms.
 
-Why not ``torch.func.vmap``: the neuron's autograd Functions (``FusedLIF``, the surrogate's Heaviside) have no
+Why not ``torch.func.vmap``: the neuron's autograd Functions (``FusedLIFCount``, the surrogate's Heaviside) have no
 vmap rule, so vmap needs a pure-function network with a per-step surrogate; measured on the shared 2-core machine
 (1 thread, digits MLP 64-128-10, T=4, B=64, K=8, forward + backward) that took 14.7-18.9 ms per step against
 11.7-12.0 ms here, and it cannot share the first GEMM.
 
-Neurons follow ``snn.fused.FusedLIF`` (same forward ops, same detached-reset BPTT) with the threshold, leak and
+Neurons follow ``snn.fused.FusedLIFCount`` (same forward ops, same detached-reset BPTT) with the threshold, leak and
 surrogate slope given per member as tensors broadcast over the member axis.
 """
 

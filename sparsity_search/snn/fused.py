@@ -14,8 +14,8 @@ The compiled kernels save only the input ``x``: the backward recomputes ``h`` (a
 with the forward's own arithmetic, so the recomputed values are the forward's, bit for bit. Recomputing costs a few
 flops per element and saves writing and re-reading ``h`` in float32; ``x`` is the smaller tensor (bf16 under
 autocast, one step under direct encoding). The eager kernels (small layers) save ``h``, which is cheaper for them
-than a second loop of eager ops. State is kept in at least float32 even when autocast hands in bf16, so low-precision runs still
-integrate accurately.
+than a second loop of eager ops. State is kept in at least float32 even when autocast hands in bf16, so
+low-precision runs still integrate accurately.
 
 ``pool=True`` folds a following 2x2 average pooling (``AvgPool2d(2)`` on [T, B, C, H, W], H and W even) into the
 node: it returns the pooled spikes, the backward spreads their gradient back over the 2x2 cells inside the kernel,
@@ -333,21 +333,9 @@ def _lif_backward(ctx, grad_out: Tensor, grad_count: Tensor | None) -> Tensor:  
     return grad.squeeze(0) if ctx.sum_steps else grad
 
 
-class FusedLIF(torch.autograd.Function):
-    """Multi-step LIF/IF as one autograd node: ``FusedLIF.apply(x_seq, leak, threshold, hard, surrogate, pool)``."""
-
-    @staticmethod
-    def forward(ctx, x_seq: Tensor, leak: float, threshold: float, hard: bool,  # noqa: ANN001
-                surrogate: Surrogate, pool: bool = False) -> Tensor:
-        return _lif_forward(ctx, x_seq, leak, threshold, hard, surrogate, None, pool)[0]
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:  # noqa: ANN001
-        return _lif_backward(ctx, grad_out, None), None, None, None, None, None
-
-
 class FusedLIFCount(torch.autograd.Function):
-    """``FusedLIF`` that also returns the differentiable spike count (float32, 0-dim), as the sparsity loss needs:
+    """Multi-step LIF/IF as one autograd node, returning the spikes (2x2-average-pooled when ``pool``) and their
+    differentiable count (float32, 0-dim), as the sparsity loss needs:
     ``FusedLIFCount.apply(x_seq, leak, threshold, hard, surrogate, None, pool)``, or
     ``apply(x, ..., surrogate, steps, pool)`` for one input [B, ...] repeated at every step (see ``_lif_forward``).
 

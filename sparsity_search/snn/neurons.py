@@ -6,7 +6,7 @@ so no ``reset_net`` is needed between batches) and returns spikes [T, B, ...] in
 
 Multi-step has two implementations with the same forward, bit for bit:
 ``'reference'`` loops over T calling ``single_step_forward`` (readable, autograd does BPTT), and
-``'fast'`` is ``fused.FusedLIF`` (one autograd node, hand-written BPTT). Without gradients both use a plain loop.
+``'fast'`` is ``fused.FusedLIFCount`` (one autograd node, hand-written BPTT). Without gradients both use a plain loop.
 
 ``pool=True`` makes the neuron's output its spikes average-pooled 2x2 (the model folds an ``AvgPool2d(2)`` that follows
 the neuron into it): the fused node then pools inside its kernels, so full-resolution spikes never reach memory.
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fused import FusedLIF, FusedLIFCount, lif_loop, state_dtype
+from .fused import FusedLIFCount, lif_loop, state_dtype
 from .layers import is_time_constant
 from .surrogate import FastSigmoid, Surrogate
 
@@ -92,9 +92,7 @@ class BaseNeuron(nn.Module, abc.ABC):
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         if self._fused(x_seq):
-            fuse = self._fuses_pool(x_seq)
-            out = FusedLIF.apply(x_seq, self.leak, self.threshold, self.reset_mode == "hard", self.surrogate, fuse)
-            return out if fuse else self._pool_out(out)
+            return self._fused_forward(x_seq)[0]
         return self._pool_out(self._loop(x_seq))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -109,19 +107,23 @@ class BaseNeuron(nn.Module, abc.ABC):
         Used by ``models.SpikingNet``; it does not go through ``__call__``, so module hooks do not see it.
         """
         if self.step_mode == "m" and self._fused(x):
-            fuse = self._fuses_pool(x)
-            args = (self.leak, self.threshold, self.reset_mode == "hard", self.surrogate)
-            step = _repeated_step(x)
-            if step is not None:  # direct encoding: take the one step, its gradient is summed over T in the node
-                out, count = FusedLIFCount.apply(step, *args, x.shape[0], fuse)
-            else:
-                out, count = FusedLIFCount.apply(x, *args, None, fuse)
-            return (out if fuse else self._pool_out(out)), count
+            return self._fused_forward(x)
         spikes = self.single_step_forward(x) if self.step_mode == "s" else self._loop(x)
         return self._pool_out(spikes), spikes.sum(dtype=torch.float32)
 
     def _fused(self, x: Tensor) -> bool:
         return self.implementation == "fast" and torch.is_grad_enabled() and x.requires_grad
+
+    def _fused_forward(self, x_seq: Tensor) -> tuple[Tensor, Tensor]:
+        """The fused node's output (pooled inside it when it can) and spike count (free there: counted in-kernel)."""
+        fuse = self._fuses_pool(x_seq)
+        args = (self.leak, self.threshold, self.reset_mode == "hard", self.surrogate)
+        step = _repeated_step(x_seq)
+        if step is not None:  # direct encoding: take the one step, its gradient is summed over T in the node
+            out, count = FusedLIFCount.apply(step, *args, x_seq.shape[0], fuse)
+        else:
+            out, count = FusedLIFCount.apply(x_seq, *args, None, fuse)
+        return (out if fuse else self._pool_out(out)), count
 
     def _fuses_pool(self, x_seq: Tensor) -> bool:
         """Whether the fused node can pool: [T, B, C, H, W] with H and W even (odd sizes pool after the node)."""
