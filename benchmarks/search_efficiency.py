@@ -3,13 +3,15 @@
     python benchmarks/search_efficiency.py --quick    # MLP [64], 27 epochs, 45 trials' budget: ~5 min on 1 core
     python benchmarks/search_efficiency.py            # MLP [128], 27 epochs, 60 trials' budget: ~8 min on 1 core
     python benchmarks/search_efficiency.py --quick --seeds 5 --budget-trials 60 --space search_spaces/sparsity.yaml
+    python benchmarks/search_efficiency.py --quick --tie-break epsilon_net   # MO-ASHA with the paper's tie-break
 
 Three methods search the same space (``--space``, default ``benchmarks/search_efficiency_space.yaml``) on the
 embedded digits data, with the same fixed training settings and the same budget of training epochs:
 
   random       ``sampler: random``, every trial trained to ``max_epochs``
   tpe          the default sampler (TPE, default options), every trial trained to ``max_epochs``
-  tpe_moasha   the default sampler with ``early_stopping: {kind: moasha}`` (rungs 1, 3, 9 of 27 epochs)
+  tpe_moasha   the default sampler with ``early_stopping: {kind: moasha}`` (rungs 1, 3, 9 of 27 epochs;
+               ``--tie-break`` sets its ``tie_break``, default hypervolume as in the library)
 
 Each (method, seed) is a real study launched through the library (a temporary study file, ``api.locate``,
 ``write_snapshot`` and the backend's ``run``, as ``sparsity-search launch`` does; results in a temporary
@@ -64,6 +66,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparsity_search import TrainConfig, pareto, train  # noqa: E402
 from sparsity_search.api import Study, locate, write_snapshot  # noqa: E402
+from sparsity_search.moasha import TIE_BREAKS  # noqa: E402
 from sparsity_search.search import get_backend  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -105,7 +108,8 @@ class Curve:
         return int(within.sum()), int((within & self.pruned).sum())
 
 
-def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, results: Path) -> dict[str, Any]:
+def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, results: Path,
+               tie_break: str = "hypervolume") -> dict[str, Any]:
     """The study file of one (method, seed): the three methods differ only in ``sampler`` and ``early_stopping``."""
     data: dict[str, Any] = {
         "name": f"efficiency_{method}_{seed}", "dataset": "digits", "model": "mlp", "train": mode["train"],
@@ -115,7 +119,7 @@ def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, result
     }
     if method == "tpe_moasha":
         data["early_stopping"] = {"kind": "moasha", "min_epochs": mode["min_epochs"],
-                                  "reduction_factor": mode["reduction_factor"]}
+                                  "reduction_factor": mode["reduction_factor"], "tie_break": tie_break}
     return data
 
 
@@ -181,6 +185,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget-trials", type=int, help="budget in full trials (budget = this x max_epochs)")
     parser.add_argument("--space", type=Path, default=HERE / "search_efficiency_space.yaml")
+    parser.add_argument("--tie-break", choices=TIE_BREAKS, default="hypervolume", help="MO-ASHA's tie-break")
     args = parser.parse_args()
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.budget_trials:
@@ -192,7 +197,8 @@ def main() -> None:
     reference, base = reference_point(mode)
     print(f"# mode={'quick' if args.quick else 'full'} train={mode['train']} space={args.space.name} "
           f"seeds={args.seeds} budget_epochs={budget} ({mode['budget_trials']} x {max_epochs}) "
-          f"moasha: min_epochs={mode['min_epochs']} reduction_factor={mode['reduction_factor']}")
+          f"moasha: min_epochs={mode['min_epochs']} reduction_factor={mode['reduction_factor']} "
+          f"tie_break={args.tie_break}")
     print(f"# reference: val_accuracy=0 spikes_per_sample={reference[1]:.1f} (2 x the lambda=0 network: "
           f"val_accuracy={base['val_accuracy']:.4f} spikes_per_sample={base['spikes_per_sample']:.1f}); "
           f"hv is a fraction of the box 1 x {reference[1]:.1f}")
@@ -201,7 +207,8 @@ def main() -> None:
         for seed in range(args.seeds):
             for method in METHODS:
                 path = Path(tmp) / f"{method}_{seed}.yaml"
-                path.write_text(yaml.safe_dump(study_file(method, seed, mode, args.space.resolve(), Path(tmp))))
+                path.write_text(yaml.safe_dump(study_file(method, seed, mode, args.space.resolve(), Path(tmp),
+                                                          args.tie_break)))
                 t0 = time.perf_counter()
                 c = curve(run_study(path, budget, max_epochs), reference, time.perf_counter() - t0)
                 curves[method].append(c)

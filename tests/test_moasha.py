@@ -1,4 +1,4 @@
-"""MO-ASHA's promotion rule: rungs, non-dominated ranking, epsilon-net tie-break, early arrivals."""
+"""MO-ASHA's promotion rule: rungs, non-dominated ranking, both tie-breaks, early arrivals."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ MAX_MIN = ["maximize", "minimize"]
 # One front of six (val_accuracy, spikes). Scaled: z0 = (0.95 - acc) / 0.15, z1 = (spikes - 100) / 900.
 # The epsilon-net starts at the best accuracy (p0), takes the far end (p5), then p2 (min distance .648),
 # p3 (.351 to p5), p1 (.129 to p0) and last p4 (.068 to p3).
+# Hypervolume (reference 1.1, 1.1): the largest box is p2's (.767 x .656 = .503; p3 .428, p4 .367, p1 .218,
+# p0 and p5 .110); given p2, p3 adds most (.144; p4 .126, p1 .056, p5 .044, p0 .033); given p2 and p3, p1 adds
+# .056 (p0 .033, p5 .011, p4 .004); then p5 (.011) before p0 (.007, most of it now under p1) and p4 (.004).
 FRONT = [("p0", (0.95, 1000)), ("p1", (0.94, 900)), ("p2", (0.90, 500)),
          ("p3", (0.85, 200)), ("p4", (0.84, 190)), ("p5", (0.80, 100))]
+EPS = "epsilon_net"
 
 
 def test_rung_epochs():
@@ -31,49 +35,80 @@ def test_the_first_arrival_continues_alone_and_later_ones_must_rank_first():
     # With fewer than 2 * rf records max(1, n // rf) = 1 continues: the arrival must rank first.
     assert not should_continue([("a", (0.9, 100)), ("b", (0.1, 1e6))], "b", MAX_MIN, 3)
     assert should_continue([("a", (0.9, 100)), ("b", (0.95, 90))], "b", MAX_MIN, 3)
-    # on one front the epsilon-net takes the best accuracy first, so a cheaper but less accurate arrival stops
+    # two on one front are its two ends: equal boxes, so the earlier record goes first and the arrival stops
     assert not should_continue([("a", (0.9, 100)), ("b", (0.8, 10))], "b", MAX_MIN, 3)
+    assert should_continue([("b", (0.8, 10)), ("a", (0.9, 100))], "b", MAX_MIN, 3)
+    # the epsilon-net takes the best accuracy first, whatever the order
+    assert not should_continue([("b", (0.8, 10)), ("a", (0.9, 100))], "b", MAX_MIN, 3, EPS)
     records = [("a", (0.9, 100)), ("b", (0.8, 10)), ("c", (0.95, 900)), ("d", (0.7, 5)), ("e", (0.6, 1))]
-    assert not should_continue(records[:4], "d", MAX_MIN, 3)  # 4 // 3 = 1: only c
-    assert should_continue(records, "e", MAX_MIN, 2)  # 5 // 2 = 2: c, then the far end of the front, e
+    assert not should_continue(records[:4], "d", MAX_MIN, 3, EPS)  # 4 // 3 = 1: only c
+    assert should_continue(records, "e", MAX_MIN, 2, EPS)  # 5 // 2 = 2: c, then the far end of the front, e
+    # by hypervolume a (box .947 of 1.21) then b (adds .067, c .014, d .041, e .011): the ends stop
+    assert rank_records(records, MAX_MIN) == ["a", "b", "c", "d", "e"]
+    assert [should_continue(records, t, MAX_MIN, 2) for t in "abcde"] == [True, True, False, False, False]
 
 
 def test_dominated_trials_stop_and_the_front_continues():
     records = [("a", (0.9, 100)), ("b", (0.8, 200)), ("c", (0.7, 300)), ("d", (0.95, 150))]
     # 4 // 2 = 2 continue: the front {a, d}; b and c are dominated by a.
     assert [should_continue(records, t, MAX_MIN, 2) for t in "abcd"] == [True, False, False, True]
-    assert rank_records(records, MAX_MIN)[:2] == ["d", "a"]  # epsilon-net starts at the best accuracy
-    assert rank_records(records, MAX_MIN)[2:] == ["b", "c"]
+    assert rank_records(records, MAX_MIN, EPS)[:2] == ["d", "a"]  # epsilon-net starts at the best accuracy
+    assert rank_records(records, MAX_MIN)[:2] == ["a", "d"]  # a's box: .9 x 1.1; d's: 1.1 x .85
+    for tie_break in ("hypervolume", EPS):
+        assert rank_records(records, MAX_MIN, tie_break)[2:] == ["b", "c"]
 
 
-def test_ties_on_one_front_are_broken_by_the_epsilon_net():
-    assert rank_records(FRONT, MAX_MIN) == ["p0", "p5", "p2", "p3", "p1", "p4"]
+def test_ties_on_one_front_are_broken_by_hypervolume_contribution_by_default():
+    assert rank_records(FRONT, MAX_MIN) == ["p2", "p3", "p1", "p5", "p0", "p4"]
+    # 6 // 3 = 2 continue: the middle of the trade-off, not its ends.
+    assert [should_continue(FRONT, t, MAX_MIN, 3) for t, _ in FRONT] == [False, False, True, True, False, False]
+
+
+def test_ties_on_one_front_are_broken_by_the_epsilon_net_on_request():
+    assert rank_records(FRONT, MAX_MIN, EPS) == ["p0", "p5", "p2", "p3", "p1", "p4"]
     # 6 // 3 = 2 continue: both extremes of the trade-off, not the two most accurate.
-    assert [should_continue(FRONT, t, MAX_MIN, 3) for t, _ in FRONT] == [True, False, False, False, False, True]
+    assert [should_continue(FRONT, t, MAX_MIN, 3, EPS) for t, _ in FRONT] == [True, False, False, False, False, True]
 
 
-def test_rank_does_not_depend_on_record_order_without_exact_ties():
+def test_hypervolume_promotes_a_useful_trade_off_before_a_dense_or_a_silent_net():
+    # A silent net (no spikes, chance accuracy) is on every front; the epsilon-net's second pick. With
+    # 4 // 3 = 1 survivor the epsilon-net keeps the densest, hypervolume a sparse net that kept its accuracy.
+    records = [("dense", (0.97, 110)), ("knee", (0.95, 40)), ("silent", (0.10, 0)), ("sparse", (0.90, 20))]
+    assert rank_records(records, MAX_MIN, EPS)[:2] == ["dense", "silent"]
+    assert rank_records(records, MAX_MIN)[:2] == ["sparse", "knee"]
+    assert rank_records(records, MAX_MIN)[-2:] == ["silent", "dense"]
+
+
+@pytest.mark.parametrize("tie_break", ["hypervolume", EPS])
+def test_rank_does_not_depend_on_record_order_without_exact_ties(tie_break):
+    expected = rank_records(FRONT, MAX_MIN, tie_break)
     rng = np.random.default_rng(0)
     for _ in range(5):
         shuffled = [FRONT[i] for i in rng.permutation(len(FRONT))]
-        assert rank_records(shuffled, MAX_MIN) == ["p0", "p5", "p2", "p3", "p1", "p4"]
+        assert rank_records(shuffled, MAX_MIN, tie_break) == expected
 
 
-def test_duplicates_go_last_and_exact_ties_follow_record_order():
+@pytest.mark.parametrize("tie_break", ["hypervolume", EPS])
+def test_duplicates_go_last_and_exact_ties_follow_record_order(tie_break):
     records = [("a", (0.9, 100)), ("b", (0.9, 100)), ("c", (0.8, 50))]
-    assert rank_records(records, MAX_MIN) == ["a", "c", "b"]
-    assert [should_continue(records, t, MAX_MIN, 3) for t in "abc"] == [True, False, False]
+    assert rank_records(records, MAX_MIN, tie_break) == ["a", "c", "b"]
+    assert [should_continue(records, t, MAX_MIN, 3, tie_break) for t in "abc"] == [True, False, False]
 
 
-def test_later_fronts_follow_and_missing_values_rank_last():
+@pytest.mark.parametrize("tie_break", ["hypervolume", EPS])
+def test_later_fronts_follow_and_missing_values_rank_last(tie_break):
     records = [("x", (np.nan, np.nan)), ("a", (0.9, 100)), ("b", (0.8, 200)), ("c", (0.85, 50))]
-    assert rank_records(records, MAX_MIN) == ["a", "c", "b", "x"]
+    assert rank_records(records, MAX_MIN, tie_break) == ["a", "c", "b", "x"]
 
 
-def test_three_objectives():
+@pytest.mark.parametrize("tie_break", ["hypervolume", EPS])
+def test_three_objectives(tie_break):
     dirs = ["maximize", "minimize", "minimize"]
     records = [("a", (0.9, 100, 5)), ("b", (0.9, 100, 6)), ("c", (0.8, 50, 5))]
-    assert rank_records(records, dirs) == ["a", "c", "b"]
+    assert rank_records(records, dirs, tie_break) == ["a", "c", "b"]
+    # one front of three in 3-D: the box of b (the middle) is the largest
+    front = [("a", (0.9, 100, 9)), ("b", (0.85, 60, 5)), ("c", (0.8, 50, 1))]
+    assert rank_records(front, dirs)[0] == "b" and rank_records(front, dirs, EPS)[0] == "a"
 
 
 def test_invalid_calls():
@@ -83,4 +118,22 @@ def test_invalid_calls():
         rank_records([("a", (0.9, 1)), ("a", (0.8, 1))], MAX_MIN)
     with pytest.raises(ValueError, match="reduction_factor"):
         should_continue([("a", (0.9, 1))], "a", MAX_MIN, 1)
+    with pytest.raises(ValueError, match="tie_break"):
+        rank_records([("a", (0.9, 1))], MAX_MIN, "crowding")
     assert rank_records([], MAX_MIN) == []
+
+
+def test_two_objective_gains_equal_the_general_hypervolume_difference():
+    from sparsity_search.moasha import _gains, _gains_2d
+    from sparsity_search.pareto import hypervolume
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        taken, candidates = rng.random((rng.integers(0, 8), 2)), rng.random((6, 2))
+        before = hypervolume(taken, ["minimize"] * 2, [1.1, 1.1])
+        expected = [hypervolume(np.vstack([taken, c]), ["minimize"] * 2, [1.1, 1.1]) - before for c in candidates]
+        np.testing.assert_allclose(_gains_2d(taken, candidates), expected, atol=1e-12)
+        # the n-D path (used from 3 objectives on) agrees on a constant third objective
+        flat = np.hstack([candidates, np.zeros((6, 1))])
+        np.testing.assert_allclose(_gains(np.hstack([taken, np.zeros((len(taken), 1))]), flat),
+                                   1.1 * np.asarray(expected), atol=1e-12)

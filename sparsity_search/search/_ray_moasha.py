@@ -66,8 +66,9 @@ class MOASHAScheduler(FIFOScheduler):
         epoch = int(epoch)
         at_rung = self._rungs.setdefault(epoch, {})
         at_rung[number] = [float(result[name]) for name in self._spec.objective_names]
-        keep = should_continue(list(at_rung.items()), number, self._spec.directions,
-                               self._spec.early_stopping.reduction_factor)
+        es = self._spec.early_stopping
+        keep = should_continue(list(at_rung.items()), number, self._spec.directions, es.reduction_factor,
+                               es.tie_break)
         if not keep:
             self._stopped[number] = epoch
         self._save()

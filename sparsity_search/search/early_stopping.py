@@ -41,7 +41,7 @@ def moasha_hook(spec: StudySpec, max_epochs: int) -> EpochHook | None:
         for t in trial.study.get_trials(deepcopy=False):
             if key in t.user_attrs and not t.user_attrs.get("is_baseline"):
                 records[origin_number(t)] = t.user_attrs[key]  # a retry replaces its original's record
-        if not should_continue(list(records.items()), me, spec.directions, es.reduction_factor):
+        if not should_continue(list(records.items()), me, spec.directions, es.reduction_factor, es.tie_break):
             trial.set_user_attr("pruned_at_epoch", epoch)
             raise optuna.TrialPruned(f"MO-ASHA stopped the trial at epoch {epoch}")
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..config import TrainConfig, from_dict, load_yaml
 from ..errors import ConfigError
+from ..moasha import TieBreak
 from ._validation import format_validation_error
 from .space import SearchSpace, parse_space
 
@@ -70,6 +71,7 @@ class EarlyStopping(_Strict):
     min_epochs: int = Field(default=1, ge=1)
     reduction_factor: int = Field(default=3, ge=2)
     max_epochs: int | None = Field(default=None, ge=1)  # default: the training epochs
+    tie_break: TieBreak = "hypervolume"  # inside a front: moasha.rank_records
 
 
 class Heartbeat(_Strict):

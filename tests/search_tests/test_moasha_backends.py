@@ -29,7 +29,7 @@ MOASHA = {"kind": "moasha", "min_epochs": 1, "reduction_factor": 2}
 
 def _study(folder, n_trials=8, **changes):
     return write_study(folder, name="mo", n_trials=n_trials, search_space=SPACE, train=dict(TRAIN),
-                       early_stopping=MOASHA, **changes)
+                       **{"early_stopping": MOASHA, **changes})
 
 
 def _check_pruned_study(results, n_trials, overshoot=0):
@@ -119,6 +119,48 @@ def test_ray_scheduler_decisions_and_state_across_restore(tmp_path):
     assert restored.on_trial_result(None, t5, _epoch(1, 0.60, 250)) == stop
     assert stopped_trials(exp) == {2: 1, 4: 1, 5: 1}
     assert json.loads((exp / "moasha.json").read_text())["rungs"]["1"]["1"] == [0.90, 100]
+
+
+# dense first, then a silent net, then a sparse net that kept its accuracy: one front, 3 // 2 = 1 continues
+FRONT_ARRIVALS = [(0.97, 110.0), (0.10, 0.0), (0.90, 20.0)]
+
+
+@pytest.mark.parametrize("tie_break, sparse_continues", [("hypervolume", True), ("epsilon_net", False)])
+def test_both_backends_apply_the_study_files_tie_break(tmp_path, tie_break, sparse_continues):
+    from ray.tune.schedulers import TrialScheduler
+
+    from sparsity_search.search._ray_moasha import MOASHAScheduler
+    from sparsity_search.search.early_stopping import moasha_hook
+
+    es = {**MOASHA, "tie_break": tie_break}
+    spec, _ = locate(_study(tmp_path, backend="ray", early_stopping=es), results=str(tmp_path / "results"))
+    assert spec.early_stopping.tie_break == tie_break
+    sched = MOASHAScheduler(spec)
+    ray_says = [sched.on_trial_result(None, _trial(tmp_path / "exp", n + 1), _epoch(1, *point))
+                for n, point in enumerate(FRONT_ARRIVALS)]
+    assert ray_says[-1] == (TrialScheduler.CONTINUE if sparse_continues else TrialScheduler.STOP)
+
+    hook = moasha_hook(spec, MAX_EPOCHS)
+    study = optuna.create_study(directions=spec.directions)
+    optuna_says = []
+    for accuracy, spikes in FRONT_ARRIVALS:
+        try:
+            hook(study.ask(), 1, {"val_accuracy": accuracy, "spikes_per_sample": spikes})
+            optuna_says.append(True)
+        except optuna.TrialPruned:
+            optuna_says.append(False)
+    assert optuna_says[-1] == sparse_continues
+    assert optuna_says == [s == TrialScheduler.CONTINUE for s in ray_says]
+
+
+def test_unknown_tie_break_is_a_one_line_error_naming_the_field(tmp_path):
+    from sparsity_search.errors import ConfigError
+    from sparsity_search.search import load_study_file
+
+    path = _study(tmp_path, early_stopping={**MOASHA, "tie_break": "crowding"})
+    with pytest.raises(ConfigError) as err:
+        load_study_file(path)
+    assert str(err.value).startswith(f"{path}: early_stopping.tie_break") and "\n" not in str(err.value)
 
 
 def test_ray_records_read_pruned_trials_and_the_searcher_tells_optuna_pruned(tmp_path):
