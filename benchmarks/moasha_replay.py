@@ -6,13 +6,15 @@
 ``--record`` trains ``--configs`` random configurations of ``--space`` (default: the search-efficiency space) with
 ``search_efficiency.py``'s quick-mode settings for all 27 epochs, and writes one JSON line per configuration: its
 parameters and (val_accuracy, spikes_per_sample) after every epoch. The first line is the lambda = 0 baseline.
+A configuration whose loss diverged keeps the epochs it finished: replayed, it costs them and gives no point.
 
 ``--replay`` runs, for each of ``--orders`` random orders of the recorded configurations, one worker spending
 ``search_efficiency``'s quick budget (45 x 27 epochs) on:
 
   full             every configuration trained to the end (full-fidelity random search)
   moasha_<tb>      MO-ASHA (``moasha.should_continue``, rungs 1, 3, 9, reduction factor 3) with tie-break <tb>
-  oracle_<tb>      the same with each rung ranked by the trials' final metrics: the ceiling of any rung metric
+  oracle_<tb>      the same with each rung ranked by the trials' final metrics: what a rung metric that predicted
+                   the end perfectly would give under the same rule (not the best any rule could do)
 
 and prints, per method, the mean epochs until the hypervolume of complete trials reached 95 % of ``full``'s at the
 budget (same order, reference as ``search_efficiency``'s: accuracy 0 and 2 x the baseline's spikes) and the ratio
@@ -36,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparsity_search import TrainConfig, moasha, pareto, train  # noqa: E402
 from sparsity_search.data import load_data  # noqa: E402
+from sparsity_search.errors import DivergedError  # noqa: E402
 from sparsity_search.search.space import load_space  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -60,8 +63,11 @@ def record(path: Path, n_configs: int, space_path: Path, seed: int) -> None:
                 params = space.suggest(trial)
                 sampler.tell(trial, 0.0)
             curve: list[list[float]] = []
-            train(TrainConfig(**{**TRAIN, **params}), lambda e, m: curve.append(
-                [m["val_accuracy"], m["spikes_per_sample"]]), data=data)
+            try:
+                train(TrainConfig(**{**TRAIN, **params}), lambda e, m: curve.append(
+                    [m["val_accuracy"], m["spikes_per_sample"]]), data=data)
+            except DivergedError:
+                curve.append([math.nan, math.nan])  # the epoch it diverged in was spent too
             out.write(json.dumps({"params": params, "curve": curve}) + "\n")
             out.flush()
             print(f"\r{k}/{n_configs}", end="", file=sys.stderr, flush=True)
@@ -73,19 +79,24 @@ def _history(points: list[np.ndarray | None], reference: list[float]) -> np.ndar
     return pareto.hypervolume_history(values, DIRECTIONS, reference)
 
 
-def replay_one(curves: np.ndarray, order: np.ndarray, reference: list[float], tie_break: str | None,
-               oracle: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(epochs spent when each trial ended, hypervolume then) for one worker; ``tie_break`` None: full fidelity."""
+def replay_one(curves: np.ndarray, lengths: np.ndarray, order: np.ndarray, reference: list[float],
+               tie_break: str | None, oracle: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs spent when each trial ended, hypervolume then) for one worker; ``tie_break`` None: full fidelity.
+
+    ``curves`` is NaN-padded after a diverged run's ``lengths[i]`` epochs."""
     rungs: dict[int, list[tuple[int, np.ndarray]]] = {r: [] for r in RUNGS}
     points: list[np.ndarray | None] = []
     ends: list[int] = []
     spent = 0
     for i in order:
         point, reached = None, 0
-        for stop in ((EPOCHS,) if tie_break is None else RUNGS + (EPOCHS,)):
+        for rung in ((EPOCHS,) if tie_break is None else RUNGS + (EPOCHS,)):
+            stop = min(rung, int(lengths[i]))
             if spent + stop - reached > BUDGET:
                 return np.array(ends), _history(points, reference)
             spent, reached = spent + stop - reached, stop
+            if stop < rung:  # diverged before this rung: no record, no point
+                break
             if stop == EPOCHS:
                 point = curves[i, -1]
                 break
@@ -104,8 +115,11 @@ def _epochs_to(ends: np.ndarray, hv: np.ndarray, target: float) -> float:
 
 def replay(path: Path, n_orders: int, seed: int) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    base, rows = rows[0], [r for r in rows[1:] if len(r["curve"]) == EPOCHS]  # diverged runs are shorter
-    curves = np.array([r["curve"] for r in rows], dtype=float)
+    base, rows = rows[0], rows[1:]
+    lengths = np.array([len(r["curve"]) for r in rows])
+    curves = np.full((len(rows), EPOCHS, 2), np.nan)
+    for k, r in enumerate(rows):
+        curves[k, : lengths[k]] = r["curve"]
     reference = [0.0, 2.0 * base["curve"][-1][1]]
     rng = np.random.default_rng(seed)
     methods = {"full": (None, False)}
@@ -116,22 +130,24 @@ def replay(path: Path, n_orders: int, seed: int) -> None:
     spent: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(n_orders):
         order = rng.permutation(len(rows))
-        ends, hv = replay_one(curves, order, reference, None)
+        ends, hv = replay_one(curves, lengths, order, reference, None)
         target = 0.95 * hv[-1]
         for name, (tb, oracle) in methods.items():
-            e, h = (ends, hv) if tb is None else replay_one(curves, order, reference, tb, oracle)
+            e, h = (ends, hv) if tb is None else replay_one(curves, lengths, order, reference, tb, oracle)
             spent[name].append(_epochs_to(e, h, target))
-    print(f"# {len(rows)} configurations, {n_orders} orders, budget {BUDGET} epochs, reference {reference}")
+    print(f"# {len(rows)} configurations ({(lengths < EPOCHS).sum()} diverged), {n_orders} orders, "
+          f"budget {BUDGET} epochs, reference {reference}")
     full = np.mean(spent["full"])
     for name, values in spent.items():
         missed = np.isinf(values).mean()
         mean = np.mean(np.where(np.isinf(values), 2 * BUDGET, values))  # a miss counts as twice the budget
         print(f"method={name} epochs_to_95pct={mean:.0f} ratio_vs_full={mean / full:.2f} missed={missed:.2f}")
     schedules = pd.Series([r["params"].get("schedule", "constant") for r in rows])
+    finished = lengths == EPOCHS
     for j, objective in enumerate(["val_accuracy", "spikes_per_sample"]):
         final = pd.Series(curves[:, -1, j])
         for group in ["all", *sorted(schedules.unique())]:
-            keep = np.ones(len(rows), bool) if group == "all" else (schedules == group).to_numpy()
+            keep = finished & (True if group == "all" else (schedules == group).to_numpy())
             rho = [pd.Series(curves[keep, r - 1, j]).corr(final[keep].reset_index(drop=True), method="spearman")
                    for r in RUNGS]
             print(f"spearman objective={objective} schedule={group} n={keep.sum()} "

@@ -18,6 +18,7 @@ MAX_MIN = ["maximize", "minimize"]
 FRONT = [("p0", (0.95, 1000)), ("p1", (0.94, 900)), ("p2", (0.90, 500)),
          ("p3", (0.85, 200)), ("p4", (0.84, 190)), ("p5", (0.80, 100))]
 EPS = "epsilon_net"
+FRONT_Z = np.array([[(0.95 - a) / 0.15, (s - 100) / 900] for _, (a, s) in FRONT])
 
 
 def test_rung_epochs():
@@ -43,7 +44,7 @@ def test_the_first_arrival_continues_alone_and_later_ones_must_rank_first():
     records = [("a", (0.9, 100)), ("b", (0.8, 10)), ("c", (0.95, 900)), ("d", (0.7, 5)), ("e", (0.6, 1))]
     assert not should_continue(records[:4], "d", MAX_MIN, 3, EPS)  # 4 // 3 = 1: only c
     assert should_continue(records, "e", MAX_MIN, 2, EPS)  # 5 // 2 = 2: c, then the far end of the front, e
-    # by hypervolume a (box .947 of 1.21) then b (adds .067, c .014, d .041, e .011): the ends stop
+    # by hypervolume a (box .947 of 1.21) then b (adds .067, c .014, d .041, e .011): c, d and e stop
     assert rank_records(records, MAX_MIN) == ["a", "b", "c", "d", "e"]
     assert [should_continue(records, t, MAX_MIN, 2) for t in "abcde"] == [True, True, False, False, False]
 
@@ -123,17 +124,41 @@ def test_invalid_calls():
     assert rank_records([], MAX_MIN) == []
 
 
-def test_two_objective_gains_equal_the_general_hypervolume_difference():
-    from sparsity_search.moasha import _gains, _gains_2d
+def test_gains_equal_the_general_hypervolume_difference():
+    from sparsity_search.moasha import _gain, _gains_2d
     from sparsity_search.pareto import hypervolume
 
     rng = np.random.default_rng(1)
-    for _ in range(100):
-        taken, candidates = rng.random((rng.integers(0, 8), 2)), rng.random((6, 2))
-        before = hypervolume(taken, ["minimize"] * 2, [1.1, 1.1])
-        expected = [hypervolume(np.vstack([taken, c]), ["minimize"] * 2, [1.1, 1.1]) - before for c in candidates]
-        np.testing.assert_allclose(_gains_2d(taken, candidates), expected, atol=1e-12)
-        # the n-D path (used from 3 objectives on) agrees on a constant third objective
-        flat = np.hstack([candidates, np.zeros((6, 1))])
-        np.testing.assert_allclose(_gains(np.hstack([taken, np.zeros((len(taken), 1))]), flat),
-                                   1.1 * np.asarray(expected), atol=1e-12)
+    for d in (2, 3):
+        minimize, reference = ["minimize"] * d, [1.1] * d
+        for _ in range(50):
+            taken, candidates = rng.random((rng.integers(0, 8), d)), rng.random((6, d))
+            before = hypervolume(taken, minimize, reference)
+            expected = [hypervolume(np.vstack([taken, c]), minimize, reference) - before for c in candidates]
+            np.testing.assert_allclose([_gain(taken, c) for c in candidates], expected, atol=1e-11)
+            if d == 2:
+                np.testing.assert_allclose(_gains_2d(taken, candidates), expected, atol=1e-12)
+
+
+def test_the_lazy_order_of_three_objectives_is_the_eager_greedy_order():
+    from sparsity_search.moasha import _gain, _hypervolume_order
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        z = rng.random((12, 3))
+        z[:, 2] = 1.0 - z[:, 0]  # mostly one front
+        eager: list[int] = []
+        while len(eager) < len(z):
+            gains = [_gain(z[eager], c) if i not in eager else -1.0 for i, c in enumerate(z)]
+            eager.append(int(np.argmax(gains)))
+        assert _hypervolume_order(z, len(z)) == eager
+        assert _hypervolume_order(z, 4) == eager[:4]
+    # a constant third objective changes no gain's rank: the 2-D order
+    flat = np.hstack([FRONT_Z, np.zeros((len(FRONT_Z), 1))])
+    assert _hypervolume_order(flat, 6) == _hypervolume_order(FRONT_Z, 6) == [2, 3, 1, 5, 0, 4]
+
+
+def test_a_missing_objective_adds_no_volume_and_goes_last_in_its_front():
+    records = [("x", (np.nan, 5)), ("a", (0.9, 100)), ("b", (0.8, 10))]
+    assert rank_records(records, MAX_MIN)[-1] == "x"
+    assert should_continue(records, "a", MAX_MIN, 3) and not should_continue(records, "x", MAX_MIN, 3)
