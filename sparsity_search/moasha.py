@@ -51,16 +51,17 @@ def rank_records(rung_records: RungRecords, directions: Sequence[Direction],
 
     With ``limit`` only the first ``limit`` ids are ranked and returned (a rung decision needs no more).
 
-    Both tie-breaks work on objectives min-max scaled to [0, 1] over all records at the rung, 0 the best end
-    (missing values at 1, the worst end), and are deterministic.
+    Both tie-breaks work on objectives min-max scaled to [0, 1] over all records at the rung, 0 the best end,
+    and are deterministic.
 
     - ``hypervolume``: greedy hypervolume subset selection. Take first the member with the largest box
       between it and the reference point (1.1 in every scaled objective), then repeatedly the member that adds
-      most volume to the members already taken from its front (ties: earliest record). Duplicates add nothing
-      and go last.
-    - ``epsilon_net`` (the MO-ASHA paper's): start from the best point of the first objective (ties: the next
-      objectives, then record order), then repeatedly take the point farthest (Euclidean) from all points
-      already taken (ties: earliest record). Duplicates are therefore taken last.
+      most volume to the members already taken from its front (ties: earliest record). Duplicates, and members
+      with a missing value (placed at the reference), add nothing and go last.
+    - ``epsilon_net`` (the MO-ASHA paper's): missing values at 1, the worst end. Start from the best point of
+      the first objective (ties: the next objectives, then record order), then repeatedly take the point
+      farthest (Euclidean) from all points already taken (ties: earliest record). Duplicates are therefore
+      taken last.
     """
     if tie_break not in TIE_BREAKS:
         raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
@@ -73,9 +74,10 @@ def rank_records(rung_records: RungRecords, directions: Sequence[Direction],
     ranks = nondominated_ranks(values, directions)
     v = normalize(values, directions)
     z = _unit_scale(v)
+    order_front = _epsilon_net
     if tie_break == "hypervolume":
         z[~np.isfinite(v)] = _HV_REFERENCE  # a missing value adds no volume: that trial goes last in its front
-    order_front = _hypervolume_order if tie_break == "hypervolume" else _epsilon_net
+        order_front = _hypervolume_order
     wanted = len(ids) if limit is None else min(limit, len(ids))
     order: list[int] = []
     for rank in range(int(ranks.max()) + 1):
