@@ -40,12 +40,16 @@ from sparsity_search import TrainConfig, moasha, pareto, train  # noqa: E402
 from sparsity_search.data import load_data  # noqa: E402
 from sparsity_search.errors import DivergedError  # noqa: E402
 from sparsity_search.search.space import load_space  # noqa: E402
+from search_efficiency import MODES  # noqa: E402  (this folder is on sys.path when run as a script)
 
 HERE = Path(__file__).resolve().parent
-TRAIN = {"dataset": "digits", "model": "mlp", "hidden": [64], "timesteps": 4, "epochs": 27, "batch_size": 64,
-         "threads": 1}
-EPOCHS, RUNGS, RF, BUDGET = 27, (1, 3, 9), 3, 45 * 27
-DIRECTIONS = ["maximize", "minimize"]
+# search_efficiency's quick mode, so a replay predicts that benchmark: same training, rungs and budget.
+QUICK = MODES["quick"]
+TRAIN = {"dataset": "digits", "model": "mlp", **QUICK["train"]}
+EPOCHS, RF = QUICK["train"]["epochs"], QUICK["reduction_factor"]
+RUNGS = tuple(moasha.rung_epochs(QUICK["min_epochs"], RF, EPOCHS))
+BUDGET = QUICK["budget_trials"] * EPOCHS
+OBJECTIVES, DIRECTIONS = ["val_accuracy", "spikes_per_sample"], ["maximize", "minimize"]
 
 
 def record(path: Path, n_configs: int, space_path: Path, seed: int) -> None:
@@ -120,7 +124,9 @@ def replay(path: Path, n_orders: int, seed: int) -> None:
     curves = np.full((len(rows), EPOCHS, 2), np.nan)
     for k, r in enumerate(rows):
         curves[k, : lengths[k]] = r["curve"]
-    reference = [0.0, 2.0 * base["curve"][-1][1]]
+    baseline = dict(zip(OBJECTIVES, base["curve"][-1]))
+    ref = pareto.default_reference(OBJECTIVES, baseline, pd.DataFrame(), DIRECTIONS)  # search_efficiency's rule
+    reference = [ref[name] for name in OBJECTIVES]
     rng = np.random.default_rng(seed)
     methods = {"full": (None, False)}
     for tb in moasha.TIE_BREAKS:
@@ -144,7 +150,7 @@ def replay(path: Path, n_orders: int, seed: int) -> None:
         print(f"method={name} epochs_to_95pct={mean:.0f} ratio_vs_full={mean / full:.2f} missed={missed:.2f}")
     schedules = pd.Series([r["params"].get("schedule", "constant") for r in rows])
     finished = lengths == EPOCHS
-    for j, objective in enumerate(["val_accuracy", "spikes_per_sample"]):
+    for j, objective in enumerate(OBJECTIVES):
         final = pd.Series(curves[:, -1, j])
         for group in ["all", *sorted(schedules.unique())]:
             keep = finished & (True if group == "all" else (schedules == group).to_numpy())
