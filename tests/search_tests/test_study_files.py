@@ -33,6 +33,7 @@ def stored(tmp_path_factory) -> Path:
     ({"dataset": "imagenet"}, "train.dataset"),
     ({"surprise": 1}, "surprise"),
     ({"constraints": {"min_accuracy": 1.5}}, "constraints.min_accuracy"),
+    ({"early_stopping": {"kind": "moasha", "tie_break": "crowding"}}, "early_stopping.tie_break"),
     ({"search_space": "nowhere.yaml"}, "search_space"),
     ({"search_space": {"params": {"lambda_max": {"type": "float", "low": 1, "high": 0}}}}, "params.lambda_max"),
     ({"search_space": {"params": {"lambda_max": {"type": "float", "low": 0, "high": 1, "log": True}}}},
