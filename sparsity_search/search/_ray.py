@@ -4,9 +4,10 @@ Every Ray import of the package lives in this module and ``_ray_moasha`` (``get_
 lazily). The pieces:
 
 - **Trainable.** ``run_trial`` is a function trainable that only wraps ``train(cfg, report)``. It reports every
-  epoch's metrics with the trainer's ``checkpoint.pt`` as a ``tune.Checkpoint``; a retried or resumed trial gets
+  epoch's metrics, with the trainer's ``checkpoint.pt`` as a ``tune.Checkpoint`` after the first epoch and then
+  at most every ``CHECKPOINT_EVERY_S`` seconds (each epoch of a real network); a retried or resumed trial gets
   that checkpoint back (``tune.get_checkpoint()``), copies it into its checkpoint folder and the trainer continues
-  from the next epoch. The last report is the trainer's row (test metrics included) with ``final: True``.
+  from the epoch after it. The last report is the trainer's row (test metrics included) with ``final: True``.
   ``DivergedError`` is not retried (it would diverge again): the trial reports ``diverged: True`` and its reason,
   returns, and counts as failed, for the searcher (Optuna ``FAIL``) and in ``records``.
 - **Search.** ``StudySearch`` is Ray's ``OptunaSearch`` with the study's sampler, objectives and define-by-run
@@ -27,8 +28,7 @@ lazily). The pieces:
   epoch's metrics, and the searcher tells it to Optuna as PRUNED (partial metrics are not a result).
 - **Records.** ``records`` reads the trial folders (``params.json``, ``result.json``, ``error.txt``) without Ray,
   during or after a sweep. Tune writes them on the driver and copies them to the results folder with its
-  experiment snapshots (at least every epoch here, as checkpoints force a snapshot), so a live view lags by a
-  few seconds at most.
+  experiment snapshots (every 2 s here, ``TUNE_GLOBAL_CHECKPOINT_S``), so a live view lags by a few seconds.
 """
 
 from __future__ import annotations
@@ -72,6 +72,11 @@ TUNE_KEYS = frozenset({"timestamp", "checkpoint_dir_name", "should_checkpoint", 
                        "config", "time_since_restore", "iterations_since_restore", "experiment_tag",
                        FINAL, TRAIN_CONFIG})
 FAILURE = re.compile(r"^Failure # (\d+) \(occurred at (\S+)\)$", re.MULTILINE)
+# A trial hands Tune its checkpoint with the first epoch's report and then at most once per this many seconds.
+# Tune deletes all but the newest two (num_to_keep), while the experiment snapshot that names a trial's latest
+# checkpoint reaches the results folder asynchronously: with checkpoints a fraction of a second apart (small
+# nets) a driver killed on a busy machine left a snapshot naming a deleted checkpoint, and restore failed.
+CHECKPOINT_EVERY_S = 10.0
 
 
 # -- the trainable ---------------------------------------------------------------------------------------------
@@ -104,8 +109,16 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
         if restored is not None:  # a retry after a failure, or a resumed experiment
             restored.to_directory(work)
 
+        last_checkpoint = -math.inf
+
         def report(epoch: int, metrics: dict[str, Any]) -> None:
-            tune.report({**pending, **metrics, **where}, checkpoint=tune.Checkpoint.from_directory(work))
+            nonlocal last_checkpoint
+            result = {**pending, **metrics, **where}
+            if time.monotonic() - last_checkpoint < CHECKPOINT_EVERY_S:
+                tune.report(result)
+                return
+            last_checkpoint = time.monotonic()
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(work))
 
         try:
             row = job.train_fn(cfg, report)
@@ -296,8 +309,11 @@ class RayBackend(SearchBackend):
 
     def run(self, spec: StudySpec, settings: RunSettings) -> None:
         experiment = settings.results_dir.resolve() / EXPERIMENT
-        # Each epoch's checkpoint forces a snapshot by design (resume loses at most one epoch): not worth a warning.
+        # Frequent experiment snapshots are by design (a fresh live view, a resume that loses little): no warning.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # A snapshot every 2 s instead of Tune's 10 s or more: `status` and `pareto` read the results folder during
+        # a sweep, and the snapshot stays newer than the trials' checkpoints (CHECKPOINT_EVERY_S) that it names.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         # Tune's new output engine prints its own experiment box and paths even at verbose=0; the legacy one at
         # verbose=0 is silent, which leaves the study's own progress display (ProgressCallback) alone on screen.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -134,6 +134,10 @@ def test_launch_then_pareto_on_local_ray(swept):
     assert table[["val_accuracy", "test_accuracy", "spikes_per_sample"]].notna().all().all()
     assert (table["epochs"] == 2).all() and table["fail_reason"].eq("").all()
     assert open_study(folder / "results" / "tiny").spec.backend == "ray"  # the snapshot records the backend
+    # epochs of a fraction of a second: Tune got a checkpoint with the first only (CHECKPOINT_EVERY_S)
+    for rows in (folder / "results" / "tiny" / "ray").glob("*/result.json"):
+        named = [json.loads(line).get("checkpoint_dir_name") for line in rows.read_text().splitlines()]
+        assert len(named) == 3 and named[0] is not None and named[1:] == [None, None]  # 2 epochs, final row
 
     shown = cli("pareto", "tiny", "--results", folder / "results", check=True).stdout
     for column in ("val_accuracy", "spikes_per_sample", "spike_reduction_pct", "pareto_rank"):
