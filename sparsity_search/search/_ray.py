@@ -113,11 +113,11 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
             nonlocal last_checkpoint
-            result = {**pending, **metrics, **where}
-            if time.monotonic() - last_checkpoint < CHECKPOINT_EVERY_S:
+            result, now = {**pending, **metrics, **where}, time.monotonic()
+            if now - last_checkpoint < CHECKPOINT_EVERY_S:
                 tune.report(result)
                 return
-            last_checkpoint = time.monotonic()
+            last_checkpoint = now
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(work))
 
         try:
