@@ -154,8 +154,9 @@ def test_both_backends_give_the_same_table_columns(swept, tmp_path):
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    # trials of a few seconds: with reused actors, shorter ones all finish before the poller below sees the first
-    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 20, "hidden": [64], "timesteps": 4,
+    # trials of several seconds: the results folder shows a finished trial up to ~2 s late (Tune's snapshot
+    # period, TUNE_GLOBAL_CHECKPOINT_S), and with shorter trials all may finish before the poller sees the first
+    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 40, "hidden": [64], "timesteps": 4,
                                                     "batch_size": 32})
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "sparsity_search", "launch", str(study), "--results", str(results), "-q"]
