@@ -176,6 +176,10 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
         if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):
             raise ConfigError(f"must be {limit}, got {value}", field="--" + name.replace("_", "-"))
     settings.gpus = _gpus(getattr(args, "gpus", ""), settings.ray_address)
+    try:  # the folder resolved from the flag, the study file's results: or the default results/
+        check_output_folder(settings.results_dir)
+    except OutputPathError as exc:
+        raise ConfigError(exc.reason, field="--results" if args.results or not spec.results else "results") from None
     if spec.backend == "optuna" and "://" not in settings.storage:  # a journal file, created with its folder
         journal = Path(settings.storage)
         try:
