@@ -153,3 +153,17 @@ def test_env_zero_means_off(launched):
     study, results = launched
     proc = cli("status", "nope", "--results", results, env={"SPARSITY_SEARCH_DEBUG": "0"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_checking_leaves_no_trace(tmp_path):
+    """The writability probe neither touches an existing file nor leaves a file behind."""
+    from sparsity_search.output_paths import check_output_file, check_output_folder
+
+    existing = tmp_path / "kept.csv"
+    existing.write_text("kept\n")
+    os.utime(existing, (1_000_000, 1_000_000))
+    check_output_file(existing)
+    check_output_file(tmp_path / "new.csv")
+    check_output_folder(tmp_path / "new" / "deeper")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"]
+    assert existing.read_text() == "kept\n" and existing.stat().st_mtime == 1_000_000
