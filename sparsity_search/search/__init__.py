@@ -15,11 +15,11 @@ def get_backend(backend: str | SearchBackend) -> SearchBackend:
     if isinstance(backend, SearchBackend):
         return backend
     if backend == "optuna":
-        from ._optuna import OptunaBackend
+        from .optuna.objective import OptunaBackend
 
         return OptunaBackend()
     if backend == "ray":
-        from ._ray import RayBackend
+        from .ray.backend import RayBackend
 
         return RayBackend()
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

@@ -40,7 +40,7 @@ def _epoch(epoch, date, **extra):
 
 def test_records_read_trial_folders_without_ray(tmp_path):
     from sparsity_search.api import locate
-    from sparsity_search.search._ray import RayBackend
+    from sparsity_search.search.ray.backend import RayBackend
 
     spec, settings = locate(_ray_study(tmp_path, n_trials=5), results=str(tmp_path / "results"))
     exp = settings.results_dir / "ray"
@@ -79,7 +79,7 @@ def test_records_read_trial_folders_without_ray(tmp_path):
 def test_placement_follows_settings_and_cluster(tmp_path):
     from sparsity_search.api import locate
     from sparsity_search.errors import ConfigError
-    from sparsity_search.search._ray import plan_placement
+    from sparsity_search.search.ray.backend import plan_placement
 
     spec, settings = locate(_ray_study(tmp_path), results=str(tmp_path))
     cpu = plan_placement(spec, settings, {"CPU": 8.0})
@@ -216,7 +216,7 @@ def test_failed_trial_retries_from_its_checkpoint_and_diverged_trial_fails(tmp_p
 
     import ray_helpers
     from sparsity_search.api import locate
-    from sparsity_search.search._ray import RayBackend
+    from sparsity_search.search.ray.backend import RayBackend
 
     ray.cloudpickle.register_pickle_by_value(ray_helpers)  # Ray's workers do not have tests/ on their path
     study = _ray_study(tmp_path, n_trials=4, train={"epochs": 3, "hidden": [32], "timesteps": 2,

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import optuna
 
-from ..errors import SparsitySearchError
-from ..progress import StudyProgress
-from ._base import RunSettings
-from ._optuna import run_worker
-from .study_file import StudySpec
+from ...errors import SparsitySearchError
+from ...progress import StudyProgress
+from .._base import RunSettings
+from .objective import run_worker
+from ..study_file import StudySpec
 
 POLL_S = 1.0
 
@@ -55,7 +55,7 @@ def _worker_command(spec_path: str, settings: RunSettings, slot: Slot) -> list[s
 
 def run_workers(spec: StudySpec, settings: RunSettings, study: optuna.Study) -> None:
     """Run the study to its budget with the planned slots; raise if any worker process fails."""
-    from . import _optuna
+    from . import objective as _optuna
 
     slots = plan_slots(settings)
     progress = StudyProgress(spec, enabled=settings.show_progress, total=settings.n_trials)

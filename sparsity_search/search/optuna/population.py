@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import DivergedError
-from ..population import population_key, train_population
-from ..trainer import CHECKPOINT, train
+from ...errors import DivergedError
+from ...population import population_key, train_population
+from ...trainer import CHECKPOINT, train
 
 if TYPE_CHECKING:
-    from ._optuna import Objective
+    from .objective import Objective
 
 log = logging.getLogger(__name__)
 

@@ -51,14 +51,14 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from ..config import TrainConfig
-from ..errors import ConfigError, DivergedError
-from ..progress import StudyProgress
-from ..trainer import train
-from . import _samplers
-from ._base import RunSettings, SearchBackend
-from .records import TrialRecord, baseline_params
-from .study_file import StudySpec
+from ...config import TrainConfig
+from ...errors import ConfigError, DivergedError
+from ...progress import StudyProgress
+from ...trainer import train
+from .. import _samplers
+from .._base import RunSettings, SearchBackend
+from ..records import TrialRecord, baseline_params
+from ..study_file import StudySpec
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # the searcher's study: its info lines are Tune's business
@@ -344,7 +344,7 @@ class RayBackend(SearchBackend):
                                     max_concurrent=placement.max_concurrent)
         scheduler = None
         if spec.early_stopping.kind == "moasha":
-            from ._ray_moasha import MOASHAScheduler
+            from .scheduler import MOASHAScheduler
 
             scheduler = MOASHAScheduler(spec)
         # Reused actors skip a worker process (and its torch import) per trial: most of Ray's per-trial cost.
@@ -363,7 +363,7 @@ class RayBackend(SearchBackend):
         experiment = settings.results_dir / EXPERIMENT
         if not experiment.is_dir():
             return []
-        from ._ray_moasha import stopped_trials
+        from .scheduler import stopped_trials
 
         stopped = stopped_trials(experiment)
         best: dict[int, tuple[tuple, TrialRecord]] = {}

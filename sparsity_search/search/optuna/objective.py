@@ -18,18 +18,18 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import TrainConfig, save_config
-from ..data import DataSplits, load_data
-from ..devices import resolve_device
-from ..errors import ConfigError, DivergedError, SparsitySearchError
-from ..trainer import train
-from . import _samplers
-from ._base import RunSettings, SearchBackend
-from ._population import run_population_round
-from .early_stopping import moasha_hook
-from .records import TrialRecord, baseline_params
+from ...config import TrainConfig, save_config
+from ...data import DataSplits, load_data
+from ...devices import resolve_device
+from ...errors import ConfigError, DivergedError, SparsitySearchError
+from ...trainer import train
+from .. import _samplers
+from .._base import RunSettings, SearchBackend
+from .population import run_population_round
+from .rungs import moasha_hook
+from ..records import TrialRecord, baseline_params
 from .storage import ORIGIN_ATTR, TrialHeartbeat, fail_stale_trials, is_journal, open_storage, origin_number
-from .study_file import StudySpec
+from ..study_file import StudySpec
 
 log = logging.getLogger(__name__)
 # Optuna logs each failed trial with a traceback; a diverged trial is an expected outcome, reported in one line.
@@ -240,11 +240,11 @@ class OptunaBackend(SearchBackend):
     name = "optuna"
 
     def run(self, spec: StudySpec, settings: RunSettings) -> None:
-        from . import workers
+        from . import launcher
 
         study = open_study(spec, settings.storage, create=True)
         ensure_baseline(study, spec)
-        workers.run_workers(spec, settings, study)
+        launcher.run_workers(spec, settings, study)
 
     def records(self, spec: StudySpec, settings: RunSettings) -> list[TrialRecord]:
         study = open_study(spec, settings.storage, create=False)

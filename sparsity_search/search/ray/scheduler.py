@@ -23,9 +23,9 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from ..moasha import rung_epochs, should_continue
-from ._ray import BASELINE, NUMBER, trial_config
-from .study_file import StudySpec
+from ...moasha import rung_epochs, should_continue
+from .backend import BASELINE, NUMBER, trial_config
+from ..study_file import StudySpec
 
 STATE_FILE = "moasha.json"
 
