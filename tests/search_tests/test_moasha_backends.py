@@ -164,7 +164,8 @@ def test_unknown_tie_break_is_a_one_line_error_naming_the_field(tmp_path):
 
 
 def test_ray_records_read_pruned_trials_and_the_searcher_tells_optuna_pruned(tmp_path):
-    from sparsity_search.search.ray.backend import RayBackend, StudySearch
+    from sparsity_search.search.ray.backend import RayBackend
+    from sparsity_search.search.ray.searcher import StudySearch
 
     spec, settings = locate(_study(tmp_path, backend="ray"), results=str(tmp_path / "results"))
     exp = settings.results_dir / "ray"

@@ -14,8 +14,8 @@ from typing import Any, Callable
 import optuna
 
 from ...moasha import rung_epochs, should_continue
-from .storage import origin_number
 from ..study_file import StudySpec
+from .storage import origin_number
 
 EpochHook = Callable[[optuna.Trial, int, dict[str, Any]], None]
 
