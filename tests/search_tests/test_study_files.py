@@ -116,12 +116,12 @@ def test_constrained_sampler_is_built_without_optuna_deprecation_noise(tmp_path)
 
 
 def test_sampler_options_of_the_right_types_reach_the_sampler(tmp_path):
-    """The check reads the constructor's annotations: ints, bools, floats given as ints, None all pass."""
+    """The check reads the constructor's annotations: ints, bools and None where they are typed so all pass."""
     from typing import get_args
 
     from sparsity_search.search._samplers import SAMPLERS, SamplerName
 
-    options = {"n_startup_trials": 3, "multivariate": True, "prior_weight": 1, "consider_prior": None}
+    options = {"n_startup_trials": 3, "multivariate": True, "n_ei_candidates": 12, "consider_endpoints": None}
     sampler = load_study_file(write_study(tmp_path, sampler={"name": "tpe", "options": options})).make_sampler()
     assert sampler._n_startup_trials == 3 and sampler._multivariate
     assert set(get_args(SamplerName)) == set(SAMPLERS)  # the study file's choices are the samplers built
