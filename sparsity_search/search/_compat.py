@@ -52,11 +52,6 @@ def searcher_trials(search: OptunaSearch) -> dict[str, optuna.Trial]:
     return search._ot_trials
 
 
-def searcher_study(search: OptunaSearch) -> optuna.Study:
-    """The Optuna study inside an OptunaSearch. Private: ``OptunaSearch._ot_study``."""
-    return search._ot_study
-
-
 def decide_every_result(scheduler: Any) -> None:
     """Make Tune ask a scheduler about every reported result, not a buffered batch of them (a rung decision must
     come at its epoch). Private: ``TrialScheduler._supports_buffered_results``."""

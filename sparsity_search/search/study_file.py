@@ -18,7 +18,7 @@ the whole file validates.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -28,6 +28,9 @@ from ..moasha import TieBreak
 from . import _samplers
 from ._validation import format_validation_error
 from .space import SearchSpace, parse_space
+
+if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
 
 # Metrics a study can optimise, with the direction each is optimised in.
 OBJECTIVES: dict[str, str] = {
@@ -181,7 +184,7 @@ class StudySpec(_Strict):
         """lambda = 0 with every other setting at the study's fixed value or the trainer default."""
         return from_dict({**self.fixed(), "lambda_max": 0.0})
 
-    def make_sampler(self, seed: int | None = None) -> Any:
+    def make_sampler(self, seed: int | None = None) -> "BaseSampler":
         """The study's Optuna sampler (``seed`` defaults to the study's), constrained when the study has constraints."""
         constrained = _samplers.stored_constraints if self.constraints.min_accuracy is not None else None
         return _samplers.make_sampler(self.sampler.name, self.sampler.options, self.seed if seed is None else seed,
