@@ -22,7 +22,7 @@ from . import pareto
 from .config import TrainConfig, from_dict
 from .errors import ConfigError
 from .search import RunSettings, StudySpec, get_backend, load_study_file, parse_study, trials_table
-from .search.storage import default_storage_url
+from .search import default_storage_url
 from .search.study_file import DEFAULT_RESULTS
 
 SNAPSHOT = "study.yaml"
@@ -47,7 +47,7 @@ def locate(study: str | Path, storage: str | None = None, results: str | None = 
         if snapshot.exists():
             spec = load_study_file(snapshot)
         elif storage is not None:
-            from .search._optuna import spec_in_storage
+            from .search import spec_in_storage
 
             spec = parse_study(spec_in_storage(name, storage), f"{storage} ({name})", Path.cwd())
         else:

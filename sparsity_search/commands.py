@@ -138,7 +138,7 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .search._optuna import run_worker
+    from .search import run_worker
 
     spec, settings = _settings_from_args(args)
     if spec.backend != "optuna":

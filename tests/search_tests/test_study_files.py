@@ -24,6 +24,10 @@ def stored(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("changes,expected", [
     ({"sampler": {"name": "cmaes"}}, "sampler.name"),
     ({"sampler": {"name": "tpe", "options": {"n_startup": 3}}}, "sampler.options.n_startup"),
+    ({"sampler": {"name": "tpe", "options": {"n_startup_trials": "abc"}}}, "sampler.options.n_startup_trials"),
+    ({"sampler": {"name": "tpe", "options": {"multivariate": {"x": [1, 2]}}}}, "sampler.options.multivariate"),
+    ({"sampler": {"name": "nsga2", "options": {"population_size": 2.5}}}, "sampler.options.population_size"),
+    ({"sampler": {"name": "nsga2", "options": {"mutation": "uniform"}}}, "sampler.options.mutation"),
     ({"objectives": ["val_accuracy", "watts"]}, "objectives"),
     ({"objectives": ["spikes_per_sample", "energy_uj"]}, "objectives"),
     ({"n_trials": 0}, "n_trials"),
@@ -103,11 +107,21 @@ def test_constrained_sampler_is_built_without_optuna_deprecation_noise(tmp_path)
     """The sampler gets the study's constraint; Optuna 5's notice about ``constraints_func`` is not passed on."""
     import warnings
 
-    from sparsity_search.search._samplers import make_sampler
-
     spec = load_study_file(write_study(tmp_path, sampler={"name": "tpe"}, constraints={"min_accuracy": 0.9}))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sampler = make_sampler(spec)
+        sampler = spec.make_sampler()
     assert sampler._constraints_func is not None
     assert not [w for w in caught if "constraints_func" in str(w.message)]
+
+
+def test_sampler_options_of_the_right_types_reach_the_sampler(tmp_path):
+    """The check reads the constructor's annotations: ints, bools and None where they are typed so all pass."""
+    from typing import get_args
+
+    from sparsity_search.search._samplers import SAMPLERS, SamplerName
+
+    options = {"n_startup_trials": 3, "multivariate": True, "n_ei_candidates": 12, "consider_endpoints": None}
+    sampler = load_study_file(write_study(tmp_path, sampler={"name": "tpe", "options": options})).make_sampler()
+    assert sampler._n_startup_trials == 3 and sampler._multivariate
+    assert set(get_args(SamplerName)) == set(SAMPLERS)  # the study file's choices are the samplers built
