@@ -1,6 +1,8 @@
 """``sparsity-search`` command line: parse, call one library function, print through one formatter.
 
-Every error the library raises as ``SparsitySearchError`` becomes one line on stderr and its exit code.
+Every error becomes one line on stderr: a ``SparsitySearchError`` with its exit code (2 for bad input), anything
+else (a file that cannot be written, a bug) with exit code 1. ``--debug`` or ``SPARSITY_SEARCH_DEBUG=1`` adds the
+traceback. Output paths are checked while parsing (``output_paths``), before any work starts.
 """
 
 from __future__ import annotations
@@ -8,12 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
 from typing import Any, Callable, Sequence
 
 from .errors import SparsitySearchError
+from .output_paths import output_file, output_folder
 
 Command = Callable[[argparse.Namespace], int]
+DEBUG_ENV = "SPARSITY_SEARCH_DEBUG"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,12 +44,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train one SNN on cross_entropy + lambda(t) * spikes. Flags override --config.")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config fields (flags override it)")
     for flag, (field, kind) in TRAIN_FLAGS.items():
-        p.add_argument(flag, dest=field, type=kind, default=None, metavar=field.upper())
+        p.add_argument(flag, dest=field, type=output_folder if flag == "--checkpoint-dir" else kind, default=None,
+                       metavar=field.upper())
     p.add_argument("--download", action="store_true", default=None, help="download MNIST/CIFAR-10 if missing")
     p.add_argument("--resume", action="store_true", default=None, help="continue from --checkpoint-dir")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config field, value in YAML syntax (repeatable), e.g. --set hidden=[128,64]")
-    p.add_argument("--json", metavar="OUT.json", help="write the result row as JSON")
+    p.add_argument("--json", metavar="OUT.json", type=output_file,
+                   help="write the result row as JSON (its folder must exist; checked before training)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 
@@ -72,28 +80,58 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sparsity-search",
-                     description="Search the accuracy / spike-count trade-off of spiking neural networks.")
+                     description="Search the accuracy / spike-count trade-off of spiking neural networks.",
+                     epilog=f"Errors are one line; --debug (or {DEBUG_ENV}=1) adds the Python traceback.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help=f"show the traceback of an error (also {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     from .commands import add_study_commands
 
     add_study_commands(sub)
+    for command in sub.choices.values():  # --debug after the command works too (SUPPRESS: no default to clobber)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _debug_from_env() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error the library did not turn into a ``SparsitySearchError``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        text = f"{where}: {exc.strerror}" if where else exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())  # messages of yaml, pandas or pyarrow span lines: one line on the terminal
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    debug = args.debug or _debug_from_env()
+    prefix = f"sparsity-search {args.command}"
     try:
         return args.func(args)
-    except SparsitySearchError as exc:
-        print(f"sparsity-search {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
-        print(f"sparsity-search {args.command}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `sparsity-search pareto x | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line (or a traceback)
+        if debug:
+            traceback.print_exc()
+        if isinstance(exc, SparsitySearchError):
+            print(f"{prefix}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        hint = "" if debug else f" (--debug or {DEBUG_ENV}=1 shows the traceback)"
+        print(f"{prefix}: error: {describe(exc)}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

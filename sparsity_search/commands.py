@@ -8,31 +8,36 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SparsitySearchError
+from .errors import ConfigError, OutputPathError, SparsitySearchError
+from .output_paths import check_output_file, check_output_folder, output_file, output_folder
 
 PARETO_COLUMNS = ("trial", "val_accuracy", "test_accuracy", "spikes_per_sample", "energy_uj",
                   "spike_reduction_pct", "accuracy_delta", "pareto_rank", "is_pareto")
 FORMATS = ("table", "csv", "markdown", "latex", "json", "parquet")
+RUN_LIMITS = {"n_trials": ">= 1", "workers": ">= 1", "trials_per_gpu": ">= 1", "max_concurrent": ">= 1",
+              "population": ">= 1", "threads": ">= 0", "timeout": "> 0", "cpus_per_trial": "> 0"}
 
 
-def _locate_args(p: argparse.ArgumentParser) -> None:
+def _locate_args(p: argparse.ArgumentParser, *, writes: bool = False) -> None:
     p.add_argument("study", metavar="STUDY", help="study file (studies/*.yaml), results folder, or study name")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: journal file in the results)")
-    p.add_argument("--results", metavar="DIR", help="results root (default: results/, or the study file's)")
+    p.add_argument("--results", metavar="DIR", type=output_folder if writes else None,
+                   help="results root (default: results/, or the study file's)")
 
 
 def _run_args(p: argparse.ArgumentParser, *, launch: bool) -> None:
     p.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach (overrides n_trials)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads per worker (0: split cores)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the study file's train.device, or auto")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads per worker (default: the study file's train.threads; 0: split cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.add_argument("--population", type=int, metavar="K",
                    help="Optuna: train up to K compatible trials at once as one network (overrides population.size)")
     if launch:
-        p.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (CPU)")
+        p.add_argument("--workers", type=int, metavar="N", help="Optuna: local worker processes (CPU; default 1)")
         p.add_argument("--gpus", default="", metavar="auto|0,1,..", help="GPUs to spread trials over")
-        p.add_argument("--trials-per-gpu", type=int, default=1, metavar="K", help="concurrent trials per GPU")
+        p.add_argument("--trials-per-gpu", type=int, metavar="K", help="concurrent trials per GPU (default 1)")
         p.add_argument("--backend", choices=("optuna", "ray"), help="override the study file's backend")
         p.add_argument("--ray-address", metavar="ADDR", help="join an existing Ray cluster (ray start --head)")
         p.add_argument("--cpus-per-trial", type=float, metavar="N", help="Ray: CPUs reserved per trial")
@@ -43,24 +48,24 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("launch", help="launch (or continue) a multi-objective study from a study file")
     p.add_argument("study", metavar="STUDY.yaml")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL, e.g. postgresql://host/db")
-    p.add_argument("--results", metavar="DIR", help="results root (default: results/)")
+    p.add_argument("--results", metavar="DIR", type=output_folder, help="results root (default: results/)")
     _run_args(p, launch=True)
     p.set_defaults(func=_launch, resume=False)
 
     p = sub.add_parser("resume", help="continue an interrupted study until its budget is met")
-    _locate_args(p)
+    _locate_args(p, writes=True)
     _run_args(p, launch=True)
     p.set_defaults(func=_launch, resume=True)
 
     p = sub.add_parser("worker", help="join a running study (e.g. from another machine) as one worker")
-    _locate_args(p)
+    _locate_args(p, writes=True)
     _run_args(p, launch=False)
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("pareto", help="export the Pareto front (or all trials) as a table")
     _locate_args(p)
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("-o", "--output", metavar="FILE", type=output_file, help="write to FILE instead of stdout")
     p.add_argument("--all", action="store_true", help="every complete and pruned trial, not only the front")
     p.add_argument("--include-pruned", action="store_true",
                    help="pruned trials (at the epoch they reached) compete for the front too")
@@ -74,12 +79,13 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     rule.add_argument("--iso-accuracy", action="store_true", help="fewest spikes at no loss against the baseline")
     rule.add_argument("--min-accuracy", type=float, metavar="X", help="fewest spikes with accuracy >= X")
     rule.add_argument("--knee", action="store_true", help="the knee point of the front")
-    p.add_argument("--export-config", metavar="OUT.yaml", help="write the chosen trial's training config")
+    p.add_argument("--export-config", metavar="OUT.yaml", type=output_file,
+                   help="write the chosen trial's training config")
     p.set_defaults(func=_query)
 
     p = sub.add_parser("plot", help="plot the Pareto front or the hypervolume history")
     _locate_args(p)
-    p.add_argument("-o", "--output", metavar="FILE.png", required=True)
+    p.add_argument("-o", "--output", metavar="FILE.png", type=output_file, required=True)
     p.add_argument("--kind", choices=("pareto", "history"), default="pareto")
     p.set_defaults(func=_plot)
 
@@ -88,18 +94,64 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_status)
 
 
-def _gpus(text: str, device: str) -> list[int]:
-    if not text or device == "cpu":
+def _gpus(text: str, ray_address: str | None) -> list[int]:
+    """``--gpus`` as indices, checked against this machine (a Ray cluster's GPUs are its own: auto only)."""
+    if not text:
         return []
-    if text == "auto":
-        import torch
+    if text != "auto":
+        try:
+            gpus = [int(g) for g in text.split(",")]
+        except ValueError:
+            raise ConfigError(f"expected auto or a comma-separated list of GPU indices, got {text!r}",
+                              field="--gpus") from None
+        if ray_address:
+            raise ConfigError("a Ray cluster hands out the GPUs its nodes were started with; use --gpus auto",
+                              field="--gpus")
+    elif ray_address:
+        return []  # plan_placement uses whatever GPUs the cluster has
+    import torch
 
-        return list(range(torch.cuda.device_count()))
-    try:
-        return [int(g) for g in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"expected auto or a comma-separated list of GPU indices, got {text!r}",
-                          field="--gpus") from None
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise ConfigError("torch sees no CUDA device here; leave --gpus out to run on the CPU", field="--gpus")
+    if text == "auto":
+        return list(range(count))
+    bad = [g for g in gpus if not 0 <= g < count]
+    if bad:
+        raise ConfigError(f"no GPU {bad[0]} here (torch sees {count}: 0..{count - 1})", field="--gpus")
+    return gpus
+
+
+def _given(args: argparse.Namespace, name: str) -> bool:
+    return getattr(args, name, None) not in (None, "")
+
+
+def _check_run_flags(args: argparse.Namespace, spec: Any, device: str) -> None:
+    """A run flag the chosen backend or device would ignore is an error: nothing typed is silently dropped."""
+    if spec.backend == "ray":
+        if _given(args, "workers"):
+            raise ConfigError("the ray backend runs trials side by side itself: use --max-concurrent N "
+                              "(and --cpus-per-trial)", field="--workers")
+        if args.storage:
+            raise ConfigError("a ray study keeps its trials in its results folder: use --results DIR "
+                              "(--storage is for the optuna backend)", field="--storage")
+        if spec.storage:
+            raise ConfigError("a ray study keeps its trials in its results folder and would not use this "
+                              "storage: remove it from the study file, or use --backend optuna", field="storage")
+    else:
+        for name in ("ray_address", "cpus_per_trial", "max_concurrent"):
+            if _given(args, name):
+                raise ConfigError(f"only the ray backend uses it (this study runs on {spec.backend}): use "
+                                  "--workers N, or --gpus with --trials-per-gpu", field="--" + name.replace("_", "-"))
+    source = "--device cpu" if args.device else "train.device: cpu in the study file"
+    for name in ("gpus", "trials_per_gpu"):
+        if device == "cpu" and _given(args, name):
+            raise ConfigError(f"conflicts with {source}", field="--" + name.replace("_", "-"))
+    if spec.backend == "optuna" and _given(args, "trials_per_gpu") and not _given(args, "gpus"):
+        raise ConfigError("needs --gpus (auto or a list of indices)", field="--trials-per-gpu")
+    if spec.backend == "optuna" and _given(args, "workers") and _given(args, "gpus"):
+        raise ConfigError("with --gpus the workers are --trials-per-gpu per GPU: leave --workers out",
+                          field="--workers")
 
 
 def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -109,17 +161,31 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     if getattr(args, "backend", None):
         spec.backend = args.backend
     settings.n_trials, settings.timeout = args.n_trials, args.timeout
-    settings.device, settings.threads, settings.show_progress = args.device, args.threads, not args.quiet
+    # The study file's train.device / train.threads hold unless the flag is given.
+    settings.device = args.device or spec.train.get("device") or "auto"
+    settings.threads = spec.train.get("threads", 0) if args.threads is None else args.threads
+    settings.show_progress = not args.quiet
+    _check_run_flags(args, spec, settings.device)
     for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent", "population"):
         if getattr(args, name, None) is not None:
             setattr(settings, name, getattr(args, name))
     if (settings.population or 1) > 1 and spec.backend == "ray":
         raise ConfigError("population training runs on the optuna backend only", field="--population")
-    settings.gpus = _gpus(getattr(args, "gpus", ""), args.device)
-    for name in ("n_trials", "workers", "trials_per_gpu", "threads", "max_concurrent", "population"):
-        value = getattr(settings, name)
-        if value is not None and value < (0 if name == "threads" else 1):
-            raise ConfigError(f"must be >= 1, got {value}", field="--" + name.replace("_", "-"))
+    for name, limit in RUN_LIMITS.items():
+        value, (op, bound) = getattr(settings, name), limit.split()
+        if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):
+            raise ConfigError(f"must be {limit}, got {value}", field="--" + name.replace("_", "-"))
+    settings.gpus = _gpus(getattr(args, "gpus", ""), settings.ray_address)
+    try:  # the folder resolved from the flag, the study file's results: or the default results/
+        check_output_folder(settings.results_dir)
+    except OutputPathError as exc:
+        raise ConfigError(exc.reason, field="--results" if args.results or not spec.results else "results") from None
+    if spec.backend == "optuna" and "://" not in settings.storage:  # a journal file, created with its folder
+        journal = Path(settings.storage)
+        try:
+            check_output_file(journal) if journal.exists() else check_output_folder(journal.parent)
+        except OutputPathError as exc:
+            raise ConfigError(exc.reason, field="--storage" if args.storage else "storage") from None
     return spec, settings
 
 

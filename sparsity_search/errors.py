@@ -39,3 +39,7 @@ class DivergedError(SparsitySearchError, ArithmeticError):
 
 class DeviceError(SparsitySearchError):
     """The requested device is not available (e.g. --device cuda without CUDA)."""
+
+
+class OutputPathError(ConfigError):
+    """A file or folder a command would write cannot be written there (exit code 2); raised before any work."""
