@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -329,11 +329,20 @@ def _require_baseline(table: pd.DataFrame, accuracy: str) -> float:
     return float(base[accuracy])
 
 
-def annotate(table: pd.DataFrame, objectives: Sequence[str], directions: Sequence[Direction]) -> pd.DataFrame:
+def feasible(table: pd.DataFrame) -> pd.Series:
+    """The ``is_feasible`` column as booleans (all True when the table has none: no constraints)."""
+    if "is_feasible" not in table:
+        return pd.Series(True, index=table.index)
+    return table["is_feasible"].fillna(False).astype(bool)
+
+
+def annotate(table: pd.DataFrame, objectives: Sequence[str], directions: Sequence[Direction],
+             include_infeasible: bool = False) -> pd.DataFrame:
     """Copy of ``table`` (same row order, fresh index) with Pareto rank and baseline-relative columns.
 
-    - ``pareto_rank`` (nullable Int64): front index among COMPLETE rows with finite values in every
-      objective; other rows get <NA>, because a failed or pruned trial is not a trade-off anyone can pick.
+    - ``pareto_rank`` (nullable Int64): front index among COMPLETE, feasible (``is_feasible``, unless
+      ``include_infeasible``) rows with finite values in every objective; other rows get <NA>, because a failed,
+      pruned or constraint-breaking trial is not a trade-off anyone can pick (Optuna's ``best_trials`` agrees).
     - ``is_pareto``: ``pareto_rank == 0`` (False for unranked rows).
     - ``accuracy_delta``: 100 * (accuracy - baseline accuracy), in points; accuracy is the first maximised
       objective (else ``val_accuracy``). NaN without a baseline.
@@ -342,6 +351,8 @@ def annotate(table: pd.DataFrame, objectives: Sequence[str], directions: Sequenc
     """
     out = table.reset_index(drop=True)
     ranked = _complete(out, objectives)
+    if not include_infeasible:
+        ranked = ranked[feasible(ranked)]
     ranks = pd.Series(pd.NA, index=out.index, dtype="Int64")
     if len(ranked):
         ranks[ranked.index] = nondominated_ranks(ranked[list(objectives)].to_numpy(dtype=float), directions)
@@ -365,9 +376,10 @@ def by_accuracy(table: pd.DataFrame, accuracy: str) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def _cheapest_at_least(table: pd.DataFrame, threshold: float, accuracy: str, cost: str) -> pd.DataFrame:
+def _cheapest_at_least(table: pd.DataFrame, threshold: float, accuracy: str, cost: str,
+                       include_infeasible: bool) -> pd.DataFrame:
     # The cheapest row meeting the threshold (highest accuracy among equal cost) is always Pareto-optimal.
-    front = annotate(table, [accuracy, cost], ["maximize", "minimize"])
+    front = annotate(table, [accuracy, cost], ["maximize", "minimize"], include_infeasible)
     front = front[front["is_pareto"] & (front[accuracy] >= threshold - _TOL)]
     if front.empty:
         return front.reset_index(drop=True)
@@ -375,22 +387,27 @@ def _cheapest_at_least(table: pd.DataFrame, threshold: float, accuracy: str, cos
 
 
 def query_max_accuracy_drop(
-    table: pd.DataFrame, points: float, accuracy: str = "val_accuracy", cost: str = SPIKES
+    table: pd.DataFrame, points: float, accuracy: str = "val_accuracy", cost: str = SPIKES,
+    include_infeasible: bool = False,
 ) -> pd.DataFrame:
     """Pareto-optimal COMPLETE trials losing at most ``points`` accuracy points against the baseline, the
     ones with the lowest ``cost`` (ties: higher accuracy first). Rows are :func:`annotate` rows, and the
-    baseline itself is a candidate. Empty if none qualifies; ValueError without a baseline.
+    baseline itself is a candidate. Only feasible trials (``is_feasible``) compete unless ``include_infeasible``.
+    Empty if none qualifies; ValueError without a baseline.
     """
-    return _cheapest_at_least(table, _require_baseline(table, accuracy) - points / 100.0, accuracy, cost)
+    return _cheapest_at_least(table, _require_baseline(table, accuracy) - points / 100.0, accuracy, cost,
+                              include_infeasible)
 
 
-def query_iso_accuracy(table: pd.DataFrame, accuracy: str = "val_accuracy", cost: str = SPIKES) -> pd.DataFrame:
+def query_iso_accuracy(table: pd.DataFrame, accuracy: str = "val_accuracy", cost: str = SPIKES,
+                       include_infeasible: bool = False) -> pd.DataFrame:
     """Cheapest Pareto-optimal trial(s) at least as accurate as the baseline (a drop of 0 points)."""
-    return query_max_accuracy_drop(table, 0.0, accuracy, cost)
+    return query_max_accuracy_drop(table, 0.0, accuracy, cost, include_infeasible)
 
 
 def query_min_accuracy(
-    table: pd.DataFrame, x: float, accuracy: str = "val_accuracy", cost: str = SPIKES
+    table: pd.DataFrame, x: float, accuracy: str = "val_accuracy", cost: str = SPIKES,
+    include_infeasible: bool = False,
 ) -> pd.DataFrame:
     """Cheapest Pareto-optimal trial(s) with accuracy >= ``x``; no baseline needed.
 
@@ -398,12 +415,13 @@ def query_min_accuracy(
     """
     if not 0.0 <= x <= 100.0:
         raise ValueError(f"minimum accuracy must be a fraction in [0, 1] or a percentage in (1, 100], got {x}")
-    return _cheapest_at_least(table, x / 100.0 if x > 1.0 else x, accuracy, cost)
+    return _cheapest_at_least(table, x / 100.0 if x > 1.0 else x, accuracy, cost, include_infeasible)
 
 
-def query_knee(table: pd.DataFrame, accuracy: str = "val_accuracy", cost: str = SPIKES) -> pd.DataFrame:
-    """The knee (:func:`knee_point`) of the COMPLETE trials' accuracy/cost front, as one annotated row."""
-    rows = annotate(table, [accuracy, cost], ["maximize", "minimize"])
+def query_knee(table: pd.DataFrame, accuracy: str = "val_accuracy", cost: str = SPIKES,
+               include_infeasible: bool = False) -> pd.DataFrame:
+    """The knee (:func:`knee_point`) of the COMPLETE (feasible) trials' accuracy/cost front, as one annotated row."""
+    rows = annotate(table, [accuracy, cost], ["maximize", "minimize"], include_infeasible)
     rows = rows[rows["pareto_rank"].notna()]
     if rows.empty:
         return rows.reset_index(drop=True)
@@ -411,65 +429,28 @@ def query_knee(table: pd.DataFrame, accuracy: str = "val_accuracy", cost: str = 
     return rows.iloc[[knee]].reset_index(drop=True)
 
 
-# --- export -----------------------------------------------------------------------------------------------
+# Query name -> function(table, value, accuracy, cost, include_infeasible); rules without a value ignore it,
+# and a missing value counts as 0.
+QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
+    "max_accuracy_drop": lambda t, v, a, c, i: query_max_accuracy_drop(t, float(v or 0.0), a, c, i),
+    "iso_accuracy": lambda t, v, a, c, i: query_iso_accuracy(t, a, c, i),
+    "min_accuracy": lambda t, v, a, c, i: query_min_accuracy(t, float(v or 0.0), a, c, i),
+    "knee": lambda t, v, a, c, i: query_knee(t, a, c, i),
+}
+
+
+def run_query(table: pd.DataFrame, rule: str, value: float | None = None, accuracy: str = "val_accuracy",
+              cost: str = SPIKES, include_infeasible: bool = False) -> pd.DataFrame:
+    """Answer query ``rule`` (a key of ``QUERIES``) on a trial table; ValueError for an unknown rule."""
+    if rule not in QUERIES:
+        raise ValueError(f"unknown query {rule!r}; choose from {', '.join(QUERIES)}")
+    return QUERIES[rule](table, value, accuracy, cost, include_infeasible)
+
+
+# --- export ---------------------------------------------------------------------------------------------
 
 def to_table(df: pd.DataFrame, fmt: str, path: str | Path | None = None) -> str | None:
-    """Render ``df`` as table | csv | markdown | latex | json | parquet; return the text, or write ``path``.
+    """Render ``df`` in one of ``FORMATS`` (see ``sparsity_search.output.render``, the one formatter)."""
+    from .output import render
 
-    ``json`` is a list of records (read back with ``pd.read_json(..., orient="records")``); ``parquet`` is
-    binary and needs ``path``. Markdown and LaTeX are written here to avoid tabulate/jinja2 dependencies.
-    """
-    if fmt == "parquet":
-        if path is None:
-            raise ValueError("parquet output is binary: give a file path")
-        df.to_parquet(path, index=False)
-        return None
-    renderers = {
-        "table": lambda: df.to_string(index=False) + "\n",
-        "csv": lambda: df.to_csv(index=False),
-        "json": lambda: df.to_json(orient="records", double_precision=15),
-        "markdown": lambda: _markdown(df),
-        "latex": lambda: _latex(df),
-    }
-    if fmt not in renderers:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    text = renderers[fmt]()
-    if path is None:
-        return text
-    Path(path).write_text(text)
-    return None
-
-
-def _cell(value: Any) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _numeric(df: pd.DataFrame) -> list[bool]:
-    return [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in df.dtypes]
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    def row(cells: Sequence[Any]) -> str:
-        return "| " + " | ".join(_cell(c).replace("|", "\\|") for c in cells) + " |"
-
-    rule = "|" + "|".join("---:" if num else "---" for num in _numeric(df)) + "|"
-    lines = [row(df.columns), rule] + [row(r) for r in df.itertuples(index=False, name=None)]
-    return "\n".join(lines) + "\n"
-
-
-_TEX = str.maketrans({c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}",
-                                                          "\\": r"\textbackslash{}"})
-
-
-def _latex(df: pd.DataFrame) -> str:
-    def row(cells: Sequence[Any]) -> str:
-        return " & ".join(_cell(c).translate(_TEX) for c in cells) + r" \\"
-
-    spec = "".join("r" if num else "l" for num in _numeric(df))
-    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", row(df.columns), r"\midrule"]
-    lines += [row(r) for r in df.itertuples(index=False, name=None)] + [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    return render(df, fmt, path)
