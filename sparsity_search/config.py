@@ -169,12 +169,18 @@ def from_dict(values: Mapping[str, Any], source: str | None = None) -> TrainConf
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a parse error is a one-line ``ConfigError``."""
+    """Read a YAML mapping; a missing or unreadable file, a folder, bytes that are not UTF-8 text, a parse
+    error or a top level that is not a mapping is a one-line ``ConfigError`` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read file ({exc.strerror})", source=str(path)) from None
+        raise ConfigError(f"cannot read file ({exc.strerror or exc})", source=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a UTF-8 text file (byte {exc.start} cannot be decoded); expected YAML",
+                          source=str(path)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -189,7 +195,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then ``overrides`` (already typed, e.g. from CLI flags)."""
+    """Defaults, then the YAML file, then ``overrides`` (already typed, e.g. from CLI flags).
+
+    A ``linear`` or ``annealing`` schedule named without any ``lambda_max`` is an error (see
+    ``_check_schedule_has_lambda``); the defaults alone train without the sparsity term.
+    """
     values: dict[str, Any] = {}
     source = None
     if path is not None:
@@ -197,7 +207,18 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         source = str(path)
         from_dict(values, source)  # report file errors against the file, before overrides mix in
     values.update(overrides or {})
+    _check_schedule_has_lambda(values, source if not overrides else None)
     return from_dict(values, source if not overrides else None)
+
+
+def _check_schedule_has_lambda(values: Mapping[str, Any], source: str | None) -> None:
+    """Naming a ramping schedule but no ``lambda_max`` would ramp a weight of 0: no sparsity term at all, which
+    is never what asking for the schedule meant. An explicit ``lambda_max: 0`` (a baseline) is allowed."""
+    schedule = values.get("schedule")
+    if schedule in ("linear", "annealing") and "lambda_max" not in values:
+        raise ConfigError(f"not given, so schedule {schedule!r} would ramp a sparsity weight of 0; set lambda_max "
+                          "(--lambda-max) > 0, or 0 explicitly to train without the sparsity term",
+                          field="lambda_max", source=source)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
