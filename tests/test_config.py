@@ -122,3 +122,31 @@ def test_launch_with_a_file_that_is_not_yaml_text_is_one_line_exit_2(tmp_path, b
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert str(named) in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_direct_construction_is_checked_and_stays_a_dataclass():
+    import dataclasses
+
+    with pytest.raises(ConfigError, match=r"^epochs: must be >= 1; got 0$"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match=r"^warmup_epochs: must be < epochs \(5\)$"):
+        TrainConfig(epochs=5, warmup_epochs=5.0, lambda_max=1.0)
+    cfg = TrainConfig(layer_weights=[1, 2])
+    assert cfg.layer_weights == [1.0, 2.0] and all(isinstance(w, float) for w in cfg.layer_weights)
+    assert [f.name for f in dataclasses.fields(cfg)][:2] == ["dataset", "data_dir"]
+    assert dataclasses.replace(cfg, epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="^epochs: "):
+        dataclasses.replace(cfg, epochs=-3)
+
+
+def test_config_and_study_files_report_the_same_problem_in_the_same_words(tmp_path):
+    """One validation system: a bad value reads the same in a config file and in a study file's train: block."""
+    from helpers import write_study
+    from sparsity_search.search import load_study_file
+
+    with pytest.raises(ConfigError) as config_error:
+        from_dict({"lr": -1.0})
+    with pytest.raises(ConfigError) as study_error:
+        load_study_file(write_study(tmp_path, train={"epochs": 2, "lr": -1.0}))
+    assert str(config_error.value) == "lr: must be > 0.0; got -1.0"
+    assert str(study_error.value).endswith("train.lr: must be > 0.0; got -1.0")

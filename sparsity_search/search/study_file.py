@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import TrainConfig, from_dict, load_yaml
 from ..errors import ConfigError
 from ..moasha import TieBreak
-from ._validation import format_validation_error
+from ..validation import format_validation_error
 from .space import SearchSpace, parse_space
 
 # Metrics a study can optimise, with the direction each is optimised in.
