@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SparsitySearchError
+from .output import FORMATS
 
-FORMATS = ("table", "csv", "markdown", "latex", "json", "parquet")  # output.FORMATS, without importing pandas
 INFEASIBLE_HELP = "trials that break the study's constraints compete too (default: feasible trials only)"
 
 

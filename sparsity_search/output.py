@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: the CLI reads FORMATS while parsing, before any table exists
+    import pandas as pd
     from rich.console import Console
 
 FORMATS = ("table", "csv", "markdown", "latex", "json", "parquet")
@@ -73,6 +71,9 @@ def _float(value: float) -> str:
 
 
 def _cell(value: Any) -> str:
+    import numpy as np
+    import pandas as pd
+
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (float, np.floating)):
@@ -81,6 +82,8 @@ def _cell(value: Any) -> str:
 
 
 def _markdown(df: pd.DataFrame) -> str:
+    import pandas as pd
+
     def row(cells: Sequence[Any]) -> str:
         return "| " + " | ".join(_cell(c).replace("|", "\\|") for c in cells) + " |"
 

@@ -176,7 +176,7 @@ def test_hypervolume_history_is_monotone_and_matches_prefixes(m):
 def test_fast_2d_paths_agree_with_moocore_on_random_point_sets(grid):
     moocore = pytest.importorskip("moocore")
     from sparsity_search.pareto.fronts import front_2d, ranks_2d
-    from sparsity_search.pareto.hypervolume import hv_2d
+    from sparsity_search.pareto.indicators import hv_2d
 
     rng = np.random.default_rng(7 if grid else 8)
     for _ in range(60):

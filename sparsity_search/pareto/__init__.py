@@ -1,7 +1,8 @@
 """Pareto fronts, hypervolume, knee point and the accuracy/spike queries, by topic.
 
 - :mod:`.fronts`: direction normalisation, dominance, fronts, non-dominated ranks, knee point.
-- :mod:`.hypervolume`: exact hypervolume, its history, the fixed reference point.
+- :mod:`.indicators`: exact hypervolume (a quality indicator; the module is not named after the function
+  so that `pareto.hypervolume` is always the function), its history, the fixed reference point.
 - :mod:`.table`: the trial table annotated with ranks (feasible trials only) and baseline-relative columns.
 - :mod:`.queries`: query name -> function.
 Tables are written by ``sparsity_search.output`` (``to_table`` here is its ``render``).
@@ -10,7 +11,7 @@ Tables are written by ``sparsity_search.output`` (``to_table`` here is its ``ren
 from ..output import FORMATS
 from ..output import render as to_table
 from .fronts import Direction, dominates, knee_point, nondominated_ranks, normalize, pareto_front_mask
-from .hypervolume import default_reference, hypervolume, hypervolume_history
+from .indicators import default_reference, hypervolume, hypervolume_history
 from .queries import (
     QUERIES,
     query_iso_accuracy,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .fronts import Direction, nondominated_ranks
-from .hypervolume import finite
+from .indicators import finite
 
 SPIKES = "spikes_per_sample"
 

@@ -1,4 +1,4 @@
-"""Hypervolume (exact), its history as trials arrive, and a reference point that stays put.
+"""Quality indicators: exact hypervolume, its history as trials arrive, and a reference point that stays put.
 
 Two objectives use our sort-and-sweep (and an incremental history with O(log n) lookups); more use moocore's
 exact hypervolume. tests/test_pareto.py checks the 2-D paths against moocore on random point sets.
