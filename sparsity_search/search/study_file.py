@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import TrainConfig, from_dict, load_yaml
 from ..errors import ConfigError
 from ..moasha import TieBreak
+from ..validation import format_validation_error
 from . import _samplers
-from ._validation import format_validation_error
 from .space import SearchSpace, parse_space
 
 if TYPE_CHECKING:

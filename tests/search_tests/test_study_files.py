@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
@@ -104,14 +105,21 @@ def test_conditions_sample_only_when_active():
 
 
 def test_constrained_sampler_is_built_without_optuna_deprecation_noise(tmp_path):
-    """The sampler gets the study's constraint; Optuna 5's notice about ``constraints_func`` is not passed on."""
+    """The sampler gets the study's constraint (Optuna then records it per trial and ``best_trials`` drops
+    infeasible ones); Optuna 5's notice about ``constraints_func`` is not passed on."""
     import warnings
+
+    from sparsity_search.search._samplers import CONSTRAINTS_ATTR
 
     spec = load_study_file(write_study(tmp_path, sampler={"name": "tpe"}, constraints={"min_accuracy": 0.9}))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sampler = spec.make_sampler()
-    assert sampler._constraints_func is not None
+        study = optuna.create_study(directions=spec.directions, sampler=spec.make_sampler())
+        for accuracy, spikes in [(0.95, 10.0), (0.80, 1.0), (0.92, 5.0)]:  # the cheapest breaks the floor
+            trial = study.ask()
+            trial.set_user_attr(CONSTRAINTS_ATTR, spec.constraint_values({"val_accuracy": accuracy}))
+            study.tell(trial, [accuracy, spikes])
+    assert sorted(t.number for t in study.best_trials) == [0, 2]
     assert not [w for w in caught if "constraints_func" in str(w.message)]
 
 
