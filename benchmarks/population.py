@@ -132,7 +132,7 @@ def hypervolume(seconds: float, k: int, args: argparse.Namespace) -> None:
     """The quickstart study for ``seconds`` of wall clock, one trial at a time and with population size ``k``."""
     from sparsity_search.api import Study
     from sparsity_search.search import RunSettings, get_backend, load_study_file
-    from sparsity_search.search.storage import default_storage_url
+    from sparsity_search.search.optuna.storage import default_storage_url
 
     for size in (1, k):
         with tempfile.TemporaryDirectory() as tmp:

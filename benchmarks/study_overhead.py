@@ -23,7 +23,7 @@ import optuna
 
 from sparsity_search import TrainConfig
 from sparsity_search.search.space import parse_space
-from sparsity_search.search.storage import default_storage_url, open_storage
+from sparsity_search.search.optuna.storage import default_storage_url, open_storage
 
 SPACE_DATA = {"params": {
     "lambda_max": {"type": "float", "low": 0.01, "high": 10, "log": True},
@@ -67,7 +67,7 @@ def ray_overhead(trials: int, folder: Path) -> tuple[float, float]:
     import ray
 
     from sparsity_search.search._base import RunSettings
-    from sparsity_search.search._ray import RayBackend, connect
+    from sparsity_search.search.ray.backend import RayBackend, connect
     from sparsity_search.search.study_file import parse_study
 
     spec = parse_study({"name": "overhead", "backend": "ray", "search_space": SPACE_DATA, "n_trials": trials,

@@ -2,18 +2,23 @@
 
 The trainer (``train``) knows nothing of Optuna or Ray; the search backends (``sparsity_search.search``) know
 nothing of neurons; ``open_study`` reads any launched study back as tables. Heavy modules (torch, optuna) load
-on first use, so ``import sparsity_search.pareto`` and the CLI's argument errors stay fast.
+on first use, so ``import sparsity_search`` and the CLI's argument errors stay fast.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import TrainConfig, load_config
 from .errors import ConfigError, DataError, DivergedError, SparsitySearchError
 
-_LAZY = {"train": ".trainer", "open_study": ".api"}
+if TYPE_CHECKING:
+    from .api import open_study
+    from .config import TrainConfig, load_config
+    from .trainer import train
+
+# pydantic (behind TrainConfig) is slow to import: load it on first use too.
+_LAZY = {"train": ".trainer", "open_study": ".api", "TrainConfig": ".config", "load_config": ".config"}
 
 
 def __getattr__(name: str) -> Any:

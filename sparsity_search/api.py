@@ -22,11 +22,11 @@ from . import pareto
 from .config import TrainConfig, from_dict
 from .errors import ConfigError
 from .search import RunSettings, StudySpec, get_backend, load_study_file, parse_study, trials_table
-from .search.storage import default_storage_url
+from .search import default_storage_url
 from .search.study_file import DEFAULT_RESULTS
 
 SNAPSHOT = "study.yaml"
-QUERIES = ("max_accuracy_drop", "iso_accuracy", "min_accuracy", "knee")
+QUERIES = tuple(pareto.QUERIES)
 
 
 def locate(study: str | Path, storage: str | None = None, results: str | None = None) -> tuple[StudySpec, RunSettings]:
@@ -47,7 +47,7 @@ def locate(study: str | Path, storage: str | None = None, results: str | None = 
         if snapshot.exists():
             spec = load_study_file(snapshot)
         elif storage is not None:
-            from .search._optuna import spec_in_storage
+            from .search import spec_in_storage
 
             spec = parse_study(spec_in_storage(name, storage), f"{storage} ({name})", Path.cwd())
         else:
@@ -78,41 +78,41 @@ class Study:
         records = get_backend(self.spec.backend).records(self.spec, self.settings)
         return trials_table(records, self.spec)
 
-    def pareto(self, all_trials: bool = False, include_pruned: bool = False) -> pd.DataFrame:
-        """The Pareto front (or every complete trial with ``all_trials``), sorted by accuracy.
+    def pareto(self, all_trials: bool = False, include_pruned: bool = False,
+               include_infeasible: bool = False) -> pd.DataFrame:
+        """The Pareto front of the trials meeting the study's constraints, sorted by accuracy.
 
-        With ``include_pruned`` pruned trials count as points at the epoch they reached: the front (and
-        ``pareto_rank``/``is_pareto``) is recomputed over complete and pruned trials, and they are listed too.
+        With ``all_trials`` every complete (and pruned) trial is listed, feasible or not (see ``is_feasible``).
+        With ``include_pruned`` pruned trials count as points at the epoch they reached, and with
+        ``include_infeasible`` trials breaking the constraints compete too: the front (``pareto_rank``,
+        ``is_pareto``) is then recomputed over them, and they are listed.
         """
         table = self.trials()
         states = ["COMPLETE", "PRUNED"] if all_trials or include_pruned else ["COMPLETE"]
         table = table[table["state"].isin(states)]
-        if include_pruned:
-            ranked = pareto.annotate(table.assign(state="COMPLETE"), self.spec.objective_names,
-                                     self.spec.directions)
+        if include_pruned or include_infeasible:
+            ranked = pareto.annotate(table.assign(state="COMPLETE") if include_pruned else table,
+                                     self.spec.objective_names, self.spec.directions, include_infeasible)
             table = table.assign(pareto_rank=ranked["pareto_rank"].to_numpy(),
                                  is_pareto=ranked["is_pareto"].to_numpy())
         if not all_trials:
             table = table[table["is_pareto"]]
         return pareto.by_accuracy(table, self.spec.accuracy_metric)
 
-    def query(self, rule: str, value: float | None = None) -> pd.DataFrame:
-        """One of ``QUERIES``: the Pareto-optimal trial(s) satisfying it (possibly none)."""
-        table = self.trials()
-        acc, cost = self.spec.accuracy_metric, self.spec.cost_metric
-        if rule == "max_accuracy_drop":
-            return pareto.query_max_accuracy_drop(table, float(value or 0.0), accuracy=acc, cost=cost)
-        if rule == "iso_accuracy":
-            return pareto.query_iso_accuracy(table, accuracy=acc, cost=cost)
-        if rule == "min_accuracy":
-            return pareto.query_min_accuracy(table, float(value or 0.0), accuracy=acc, cost=cost)
-        if rule == "knee":
-            return pareto.query_knee(table, accuracy=acc, cost=cost)
-        raise ValueError(f"unknown query {rule!r}; choose from {', '.join(QUERIES)}")
+    def query(self, rule: str, value: float | None = None, include_infeasible: bool = False) -> pd.DataFrame:
+        """One of ``QUERIES``: the Pareto-optimal (feasible, unless ``include_infeasible``) trial(s) satisfying
+        it, possibly none."""
+        return pareto.run_query(self.trials(), rule, value, self.spec.accuracy_metric, self.spec.cost_metric,
+                                include_infeasible)
 
-    def _front_values(self, table: pd.DataFrame) -> np.ndarray:
+    def _front_values(self, table: pd.DataFrame, include_infeasible: bool) -> np.ndarray:
+        """Objective values of the complete trials in trial order; an infeasible trial's are NaN (worst), so it
+        adds nothing to a hypervolume but still counts as a step of its history."""
         done = table[table["state"] == "COMPLETE"].sort_values("trial")
-        return done[self.spec.objective_names].to_numpy(dtype=float)
+        values = done[self.spec.objective_names].to_numpy(dtype=float)
+        if not include_infeasible:
+            values[~pareto.feasible(done).to_numpy()] = np.nan
+        return values
 
     def reference_point(self, table: pd.DataFrame | None = None) -> dict[str, float]:
         table = self.trials() if table is None else table
@@ -120,17 +120,19 @@ class Study:
         row = baseline.iloc[0].to_dict() if len(baseline) else None
         return pareto.default_reference(self.spec.objective_names, row, table)
 
-    def hypervolume(self) -> float:
+    def hypervolume(self, include_infeasible: bool = False) -> float:
+        """Volume dominated by the complete trials that meet the constraints (all of them with
+        ``include_infeasible``), against ``reference_point``."""
         table = self.trials()
         ref = self.reference_point(table)
-        return pareto.hypervolume(self._front_values(table), self.spec.directions,
+        return pareto.hypervolume(self._front_values(table, include_infeasible), self.spec.directions,
                                   [ref[o] for o in self.spec.objective_names])
 
-    def hypervolume_history(self) -> np.ndarray:
+    def hypervolume_history(self, include_infeasible: bool = False) -> np.ndarray:
         """Hypervolume after each complete trial, in trial order, against the same reference point."""
         table = self.trials()
         ref = self.reference_point(table)
-        return pareto.hypervolume_history(self._front_values(table), self.spec.directions,
+        return pareto.hypervolume_history(self._front_values(table, include_infeasible), self.spec.directions,
                                           [ref[o] for o in self.spec.objective_names])
 
     def trial_config(self, number: int) -> TrainConfig:

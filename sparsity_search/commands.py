@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, OutputPathError, SparsitySearchError
+from .output import FORMATS
 from .output_paths import check_output_file, check_output_folder, output_file, output_folder
 
-PARETO_COLUMNS = ("trial", "val_accuracy", "test_accuracy", "spikes_per_sample", "energy_uj",
-                  "spike_reduction_pct", "accuracy_delta", "pareto_rank", "is_pareto")
-FORMATS = ("table", "csv", "markdown", "latex", "json", "parquet")
 RUN_LIMITS = {"n_trials": ">= 1", "workers": ">= 1", "trials_per_gpu": ">= 1", "max_concurrent": ">= 1",
               "population": ">= 1", "threads": ">= 0", "timeout": "> 0", "cpus_per_trial": "> 0"}
+INFEASIBLE_HELP = "trials that break the study's constraints compete too (default: feasible trials only)"
 
 
 def _locate_args(p: argparse.ArgumentParser, *, writes: bool = False) -> None:
@@ -66,9 +65,11 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     _locate_args(p)
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", metavar="FILE", type=output_file, help="write to FILE instead of stdout")
-    p.add_argument("--all", action="store_true", help="every complete and pruned trial, not only the front")
+    p.add_argument("--all", action="store_true",
+                   help="every complete and pruned trial (feasible or not: see is_feasible), not only the front")
     p.add_argument("--include-pruned", action="store_true",
                    help="pruned trials (at the epoch they reached) compete for the front too")
+    p.add_argument("--include-infeasible", action="store_true", help=INFEASIBLE_HELP)
     p.set_defaults(func=_pareto)
 
     p = sub.add_parser("query", help="pick Pareto-optimal configs by a rule")
@@ -81,6 +82,7 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     rule.add_argument("--knee", action="store_true", help="the knee point of the front")
     p.add_argument("--export-config", metavar="OUT.yaml", type=output_file,
                    help="write the chosen trial's training config")
+    p.add_argument("--include-infeasible", action="store_true", help=INFEASIBLE_HELP)
     p.set_defaults(func=_query)
 
     p = sub.add_parser("plot", help="plot the Pareto front or the hypervolume history")
@@ -91,6 +93,7 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("status", help="trial counts, baseline, hypervolume and the best trade-offs")
     _locate_args(p)
+    p.add_argument("--include-infeasible", action="store_true", help=INFEASIBLE_HELP)
     p.set_defaults(func=_status)
 
 
@@ -191,6 +194,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _launch(args: argparse.Namespace) -> int:
     from .api import Study, write_snapshot
+    from .output import print_trials
     from .search import get_backend
 
     spec, settings = _settings_from_args(args)
@@ -199,12 +203,12 @@ def _launch(args: argparse.Namespace) -> int:
     study = Study(spec, settings)
     table = study.pareto()
     print(f"study {spec.name}: {len(table)} Pareto-optimal trials (results in {settings.results_dir})")
-    _print_table(table)
+    print_trials(table)
     return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .search._optuna import run_worker
+    from .search import run_worker
 
     spec, settings = _settings_from_args(args)
     if spec.backend != "optuna":
@@ -214,18 +218,6 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _columns(table: Any) -> list[str]:
-    params = [c for c in table.columns if c.startswith("params_")]
-    return [c for c in ("trial", *params, *PARETO_COLUMNS[1:]) if c in table.columns] + \
-        [c for c in ("state",) if c in table.columns and table["state"].nunique() > 1]
-
-
-def _print_table(table: Any) -> None:
-    from .pareto import to_table
-
-    print(to_table(table[_columns(table)], "table"))
-
-
 def _open(args: argparse.Namespace) -> Any:
     from .api import open_study
 
@@ -233,14 +225,14 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from .pareto import to_table
+    from .output import render, trial_columns
 
     if args.format == "parquet" and not args.output:
         raise ConfigError("parquet needs -o FILE", field="--format")
     study = _open(args)
-    table = study.pareto(all_trials=args.all, include_pruned=args.include_pruned)
-    table = table[_columns(table)]
-    text = to_table(table, args.format, args.output)
+    table = study.pareto(all_trials=args.all, include_pruned=args.include_pruned,
+                         include_infeasible=args.include_infeasible)
+    text = render(trial_columns(table), args.format, args.output)
     if text is not None and not args.output:
         print(text)
     return 0
@@ -248,6 +240,7 @@ def _pareto(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from .config import save_config
+    from .output import print_trials
 
     study = _open(args)
     if args.max_accuracy_drop is not None:
@@ -257,13 +250,13 @@ def _query(args: argparse.Namespace) -> int:
     else:
         rule, value = ("iso_accuracy" if args.iso_accuracy else "knee"), None
     try:
-        result = study.query(rule, value)
+        result = study.query(rule, value, include_infeasible=args.include_infeasible)
     except ValueError as exc:
         raise SparsitySearchError(str(exc)) from None
     if result.empty:
         print(f"no Pareto-optimal trial satisfies --{rule.replace('_', '-')}", file=sys.stderr)
         return 1
-    _print_table(result)
+    print_trials(result)
     if args.export_config:
         cfg = study.trial_config(int(result.iloc[0]["trial"]))
         save_config(cfg, args.export_config)
@@ -281,12 +274,20 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from .output import print_trials
+
     study = _open(args)
     table = study.trials()
     counts = table["state"].value_counts().to_dict()
     print(f"study {study.spec.name} ({study.spec.backend}) at {study.settings.storage}")
     print("trials: " + ", ".join(f"{s.lower()}={counts.get(s, 0)}" for s in
                                  ("COMPLETE", "PRUNED", "RUNNING", "WAITING", "FAIL")))
+    floor = study.spec.constraints.min_accuracy
+    if floor is not None:
+        done = table[table["state"] == "COMPLETE"]
+        shown = "; infeasible trials included below" if args.include_infeasible else ""
+        print(f"constraint: {study.spec.accuracy_metric} >= {floor:g} ({int(done['is_feasible'].sum())} of "
+              f"{len(done)} complete trials meet it{shown})")
     base = study.baseline()
     if base is None:
         print("baseline: not finished yet")
@@ -294,11 +295,11 @@ def _status(args: argparse.Namespace) -> int:
         print(f"baseline: trial {base['trial']} val_accuracy={base['val_accuracy']:.4f} "
               f"spikes_per_sample={base['spikes_per_sample']:.1f}")
     if (table["state"] == "COMPLETE").any():
-        print(f"hypervolume: {study.hypervolume():.6g}")
-        front = study.pareto()
+        print(f"hypervolume: {study.hypervolume(include_infeasible=args.include_infeasible):.6g}")
+        front = study.pareto(include_infeasible=args.include_infeasible)
         if base is not None and len(front):
             front = front.sort_values("spike_reduction_pct", ascending=False)
             front = front[front["accuracy_delta"] >= front["accuracy_delta"].max() - 2.0]
         print("best trade-offs:")
-        _print_table(front.head(3))
+        print_trials(front.head(3))
     return 0

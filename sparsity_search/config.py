@@ -1,84 +1,108 @@
 """The training configuration: one flat dataclass that flows from YAML/flags to the trainer to the result row.
 
 Checks follow nanoGPT's configurator (an override's type must match the default, unknown keys are errors) without
-its ``exec``: every value is validated here, so the trainer and the search backends can trust a ``TrainConfig``.
+its ``exec``. ``TrainConfig`` is a pydantic dataclass in strict mode, so the trainer and the search backends can
+trust it, and its errors read like the study files' (``sparsity_search.validation``): one line, field first.
+It stays a dataclass (``dataclasses.fields``/``asdict``/``replace`` work) because the trainer and the population
+code treat it as one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args
 
 import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
+from .validation import validation_error_parts
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
-MODELS = ("mlp", "convnet", "vgg5", "vgg9", "vgg11")
+Dataset = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
+Model = Literal["mlp", "convnet", "vgg5", "vgg9", "vgg11"]
+DATASETS: tuple[str, ...] = get_args(Dataset)
+MODELS: tuple[str, ...] = get_args(Model)
+
+# Finite numbers in a range; ints are accepted for floats (lossless), nothing else is coerced.
+Fraction = Annotated[float, Field(gt=0.0, le=0.5, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=1)]
 
 
-def _choices(*values: str) -> dict[str, Any]:
-    return {"choices": values}
-
-
-def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict[str, Any]:
-    return {"lo": lo, "hi": hi, "lo_open": lo_open}
-
-
-@dataclass
+@dataclass(config=ConfigDict(strict=True, extra="forbid"))
 class TrainConfig:
     """Everything one training run needs. Defaults train an MLP SNN on the embedded digits data in seconds."""
 
     # data
-    dataset: str = field(default="digits", metadata=_choices(*DATASETS))
+    dataset: Dataset = "digits"
     data_dir: str = "data"  # folder holding MNIST / Fashion-MNIST / CIFAR-10 in torchvision's layout
     download: bool = False  # only fetch datasets when asked
-    val_fraction: float = field(default=0.15, metadata=_range(0.0, 0.5, lo_open=True))
-    test_fraction: float = field(default=0.2, metadata=_range(0.0, 0.5, lo_open=True))  # digits only
-    train_subset: int = field(default=0, metadata=_range(0))  # 0 = all training samples
+    val_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.2  # digits only
+    train_subset: Annotated[int, Field(ge=0)] = 0  # 0 = all training samples
     # model
-    model: str = field(default="mlp", metadata=_choices(*MODELS))
-    hidden: list[int] = field(default_factory=lambda: [256])  # MLP hidden sizes
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # convnet channels
-    neuron: str = field(default="lif", metadata=_choices("lif", "if"))
-    beta: float = field(default=0.9, metadata=_range(0.0, 1.0, lo_open=True))  # LIF leak per step
-    tau: float = field(default=0.0, metadata=_range(0.0))  # if > 0, beta = exp(-1/tau)
-    threshold: float = field(default=1.0, metadata=_range(0.0, lo_open=True))
-    reset: str = field(default="soft", metadata=_choices("soft", "hard"))
-    surrogate: str = field(default="fast_sigmoid", metadata=_choices("fast_sigmoid", "arctan", "triangle"))
-    surrogate_slope: float = field(default=5.0, metadata=_range(0.0, lo_open=True))
-    encoding: str = field(default="direct", metadata=_choices("direct", "poisson"))
-    timesteps: int = field(default=4, metadata=_range(1))
-    implementation: str = field(default="fast", metadata=_choices("fast", "reference"))
+    model: Model = "mlp"
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [256])  # MLP hidden sizes
+    channels: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # convnet channels
+    neuron: Literal["lif", "if"] = "lif"
+    beta: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.9  # LIF leak per step
+    tau: NonNegative = 0.0  # if > 0, beta = exp(-1/tau)
+    threshold: Positive = 1.0
+    reset: Literal["soft", "hard"] = "soft"
+    surrogate: Literal["fast_sigmoid", "arctan", "triangle"] = "fast_sigmoid"
+    surrogate_slope: Positive = 5.0
+    encoding: Literal["direct", "poisson"] = "direct"
+    timesteps: Count = 4
+    implementation: Literal["fast", "reference"] = "fast"
     # optimisation
-    epochs: int = field(default=20, metadata=_range(1))
-    batch_size: int = field(default=64, metadata=_range(1))
-    optimizer: str = field(default="adam", metadata=_choices("adam", "sgd"))
-    lr: float = field(default=2e-3, metadata=_range(0.0, lo_open=True))
-    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0))
-    weight_decay: float = field(default=0.0, metadata=_range(0.0))
-    lr_schedule: str = field(default="cosine", metadata=_choices("cosine", "step", "constant"))
-    lr_step_epochs: int = field(default=10, metadata=_range(1))
-    lr_gamma: float = field(default=0.1, metadata=_range(0.0, 1.0, lo_open=True))
+    epochs: Count = 20
+    batch_size: Count = 64
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Positive = 2e-3
+    momentum: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.9
+    weight_decay: NonNegative = 0.0
+    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
+    lr_step_epochs: Count = 10
+    lr_gamma: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.1
     # sparsity term: loss = CE + lambda(t) * S
-    schedule: str = field(default="annealing", metadata=_choices("constant", "linear", "annealing"))
-    lambda_max: float = field(default=0.0, metadata=_range(0.0))
-    temperature: float = field(default=0.3, metadata=_range(0.0, lo_open=True))
-    warmup_epochs: float = field(default=0.0, metadata=_range(0.0))
-    layer_weights: list[float] = field(default_factory=list)  # per spiking layer; empty = neuron-weighted mean
+    schedule: Literal["constant", "linear", "annealing"] = "annealing"
+    lambda_max: NonNegative = 0.0
+    temperature: Positive = 0.3
+    warmup_epochs: NonNegative = 0.0
+    layer_weights: list[float] = dataclasses.field(default_factory=list)  # per spiking layer; [] = by neurons
     # runtime
     seed: int = 0
-    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
-    precision: str = field(default="fp32", metadata=_choices("fp32", "bf16", "auto"))
-    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    threads: Annotated[int, Field(ge=0)] = 0  # torch intra-op threads; 0 = torch's default
     checkpoint_dir: str = ""  # "" = no checkpoints; else one file per run, rewritten every epoch
     resume: bool = False  # continue from checkpoint_dir's checkpoint when it exists
 
-    def __post_init__(self) -> None:
-        validate(self)
+    @field_validator("hidden", "channels")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        if not value or any(v < 1 for v in value):
+            raise PydanticCustomError("sizes", "must be a non-empty list of positive sizes")
+        return value
+
+    @field_validator("layer_weights")
+    @classmethod
+    def _weights(cls, value: list[float]) -> list[float]:
+        if any(w < 0 or not math.isfinite(w) for w in value):
+            raise PydanticCustomError("weights", "weights must be finite and >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _warmup_before_the_end(self) -> "TrainConfig":
+        if self.warmup_epochs >= self.epochs and self.lambda_max > 0 and self.schedule != "constant":
+            raise PydanticCustomError("warmup", "must be < epochs ({epochs})",
+                                      {"field": "warmup_epochs", "epochs": self.epochs})
+        return self
 
     @property
     def leak(self) -> float:
@@ -94,6 +118,22 @@ class TrainConfig:
         return from_dict({**self.to_dict(), **changes})
 
 
+def _raising_config_errors(init: Any) -> Any:
+    # pydantic writes the dataclass's __init__ itself; wrap it so a bad value is a ConfigError (one line, exit 2)
+    # wherever a TrainConfig is built, not a multi-line ValidationError.
+    def __init__(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            field, message = validation_error_parts(exc)
+            raise ConfigError(message, field=field) from None
+
+    __init__.__doc__ = init.__doc__
+    return __init__
+
+
+TrainConfig.__init__ = _raising_config_errors(TrainConfig.__init__)  # type: ignore[method-assign]
+
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
@@ -104,77 +144,32 @@ def _field_type(name: str) -> type:
     return type(default)
 
 
-def _coerce(name: str, value: Any, source: str | None) -> Any:
-    """Return ``value`` as the field's type, allowing only lossless coercions (int -> float)."""
-    want = _field_type(name)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"expected a list, got {value!r}", field=name, source=source)
-        inner = int if name == "hidden" or name == "channels" else float
-        out = []
-        for v in value:
-            if inner is float and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            if type(v) is not inner:
-                raise ConfigError(f"expected a list of {inner.__name__}, got {value!r}", field=name, source=source)
-            out.append(v)
-        return out
-    if type(value) is not want:
-        raise ConfigError(f"expected {want.__name__}, got {value!r}", field=name, source=source)
-    return value
-
-
-def validate(cfg: TrainConfig, source: str | None = None) -> None:
-    """Check every field's type, choices and range; raise ``ConfigError`` naming the first bad field."""
-    for name, f in FIELDS.items():
-        value = getattr(cfg, name)
-        setattr(cfg, name, _coerce(name, value, source))
-        value = getattr(cfg, name)
-        meta = f.metadata
-        if "choices" in meta and value not in meta["choices"]:
-            raise ConfigError(f"must be one of {', '.join(meta['choices'])}; got {value!r}", field=name, source=source)
-        if "lo" in meta and isinstance(value, (int, float)):
-            lo, hi, lo_open = meta["lo"], meta["hi"], meta["lo_open"]
-            if not math.isfinite(value):
-                raise ConfigError(f"must be finite; got {value!r}", field=name, source=source)
-            if lo is not None and (value <= lo if lo_open else value < lo):
-                raise ConfigError(f"must be {'>' if lo_open else '>='} {lo}; got {value!r}", field=name, source=source)
-            if hi is not None and value > hi:
-                raise ConfigError(f"must be <= {hi}; got {value!r}", field=name, source=source)
-    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
-        raise ConfigError("must be a non-empty list of positive sizes", field="hidden", source=source)
-    if not cfg.channels or any(c < 1 for c in cfg.channels):
-        raise ConfigError("must be a non-empty list of positive sizes", field="channels", source=source)
-    if any(w < 0 or not math.isfinite(w) for w in cfg.layer_weights):
-        raise ConfigError("weights must be finite and >= 0", field="layer_weights", source=source)
-    if cfg.warmup_epochs >= cfg.epochs and cfg.lambda_max > 0 and cfg.schedule != "constant":
-        raise ConfigError(f"must be < epochs ({cfg.epochs})", field="warmup_epochs", source=source)
-
-
 def from_dict(values: Mapping[str, Any], source: str | None = None) -> TrainConfig:
-    """Build a config from a mapping; unknown keys and bad values raise ``ConfigError``."""
+    """Build a config from a mapping; unknown keys and bad values raise ``ConfigError`` naming ``source``."""
     if not isinstance(values, Mapping):
         raise ConfigError("expected a mapping of config fields", source=source)
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError("unknown key (valid keys: see `sparsity-search train --help`)", field=unknown[0], source=source)
-    cfg = TrainConfig.__new__(TrainConfig)
-    for name, f in FIELDS.items():
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        setattr(cfg, name, values.get(name, default))
-    validate(cfg, source)
-    return cfg
+    try:
+        return TrainConfig(**values)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, field=exc.field, source=source) from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a parse error is a one-line ``ConfigError``."""
+    """Read a YAML mapping; a missing or unreadable file, a folder, bytes that are not UTF-8 text, a parse
+    error or a top level that is not a mapping is a one-line ``ConfigError`` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read file ({exc.strerror})", source=str(path)) from None
+        raise ConfigError(f"cannot read file ({exc.strerror or exc})", source=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a UTF-8 text file (byte {exc.start} cannot be decoded); expected YAML",
+                          source=str(path)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -189,7 +184,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then ``overrides`` (already typed, e.g. from CLI flags)."""
+    """Defaults, then the YAML file, then ``overrides`` (already typed, e.g. from CLI flags).
+
+    A ``linear`` or ``annealing`` schedule named without any ``lambda_max`` is an error (see
+    ``_check_schedule_has_lambda``); the defaults alone train without the sparsity term.
+    """
     values: dict[str, Any] = {}
     source = None
     if path is not None:
@@ -197,11 +196,23 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         source = str(path)
         from_dict(values, source)  # report file errors against the file, before overrides mix in
     values.update(overrides or {})
+    _check_schedule_has_lambda(values, source if not overrides else None)
     return from_dict(values, source if not overrides else None)
 
 
+def _check_schedule_has_lambda(values: Mapping[str, Any], source: str | None) -> None:
+    """Naming a ramping schedule but no ``lambda_max`` would ramp a weight of 0: no sparsity term at all, which
+    is never what asking for the schedule meant. An explicit ``lambda_max: 0`` (a baseline) is allowed."""
+    schedule = values.get("schedule")
+    if schedule in ("linear", "annealing") and "lambda_max" not in values:
+        raise ConfigError(f"not given, so schedule {schedule!r} would ramp a sparsity weight of 0; set lambda_max "
+                          "(--lambda-max) > 0, or 0 explicitly to train without the sparsity term",
+                          field="lambda_max", source=source)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` (value in YAML syntax) from ``--set``; the key must be a config field."""
+    """Parse ``key=value`` (value in YAML syntax) from ``--set``; the key must be a config field and the value
+    valid for it."""
     if "=" not in text:
         raise ConfigError(f"expected KEY=VALUE, got {text!r}", field="--set")
     key, raw = text.split("=", 1)
@@ -214,7 +225,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"cannot parse value {raw!r}", field=key) from None
     if _field_type(key) is str and not isinstance(value, str):
         value = raw
-    return key, _coerce(key, value, None)
+    return key, getattr(from_dict({key: value}), key)
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -59,10 +59,10 @@ class StudyProgress:
 
     def update(self, records: list["TrialRecord"]) -> None:
         from .pareto import pareto_front_mask
-        from .search.records import state_counts
+        from .search.records import is_feasible, state_counts
 
         counts = state_counts(records)
-        done = [r for r in records if r.state == "COMPLETE"]
+        done = [r for r in records if r.state == "COMPLETE" and is_feasible(self._spec, r.metrics)]
         values = np.array([[r.metrics[m] for m in self._spec.objective_names] for r in done], dtype=float)
         front = int(pareto_front_mask(values, self._spec.directions).sum()) if len(done) else 0
         status = (f"done={counts['COMPLETE']} pruned={counts['PRUNED']} running={counts['RUNNING']} "

@@ -48,6 +48,24 @@ def test_bad_config_file_names_file_and_field(tmp_path):
     assert proc.returncode == 2 and f"{cfg}: timesteps" in proc.stderr and proc.stderr.count("\n") == 1
 
 
+def test_annealing_without_lambda_max_is_one_line_exit_2():
+    proc = cli("train", "--schedule", "annealing", *FAST)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "lambda_max: not given, so schedule 'annealing'" in proc.stderr
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe", None])
+def test_a_config_that_is_not_a_yaml_text_file_is_one_line_exit_2(tmp_path, content):
+    cfg = tmp_path / "binary.yaml"
+    if content is None:
+        cfg.mkdir()  # a folder given as the file
+    else:
+        cfg.write_bytes(content)
+    proc = cli("train", "--config", cfg, *FAST)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(cfg) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_cuda_without_gpu_is_a_clear_error():
     import torch
 

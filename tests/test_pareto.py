@@ -170,6 +170,28 @@ def test_hypervolume_history_is_monotone_and_matches_prefixes(m):
     np.testing.assert_allclose(history, expected, atol=1e-12)
 
 
+# --- our fast 2-D paths against moocore (the library behind more objectives) -------------------------------
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_fast_2d_paths_agree_with_moocore_on_random_point_sets(grid):
+    moocore = pytest.importorskip("moocore")
+    from sparsity_search.pareto.fronts import front_2d, ranks_2d
+    from sparsity_search.pareto.indicators import hv_2d
+
+    rng = np.random.default_rng(7 if grid else 8)
+    for _ in range(60):
+        n = int(rng.integers(1, 80))
+        # A small integer grid forces duplicates and shared coordinates; uniform floats give general position.
+        v = rng.integers(0, 6, size=(n, 2)).astype(float) if grid else rng.uniform(0, 1, size=(n, 2))
+        np.testing.assert_array_equal(front_2d(v), moocore.is_nondominated(v, keep_weakly=True))
+        np.testing.assert_array_equal(ranks_2d(v), moocore.pareto_rank(v))
+        r = v.max(axis=0) + rng.uniform(0.1, 1.0, size=2)
+        assert hv_2d(v, r) == pytest.approx(moocore.hypervolume(v, ref=r), rel=1e-12, abs=1e-12)
+        history = hypervolume_history(v, ["minimize", "minimize"], r)
+        expected = [moocore.hypervolume(v[: k + 1], ref=r) for k in range(n)]
+        np.testing.assert_allclose(history, expected, rtol=1e-12, atol=1e-12)
+
+
 # --- reference point and knee ----------------------------------------------------------------------------
 
 def _table(with_baseline: bool = True) -> pd.DataFrame:

@@ -2,11 +2,12 @@
 
 Each backend turns its own trials into ``TrialRecord``s; ``trials_table`` turns those into the DataFrame that
 ``pareto``, ``query``, ``plot``, ``status`` and the Python API read, with Pareto ranks and the reductions against
-the baseline trial added by ``sparsity_search.pareto.annotate``.
+the baseline trial added by ``sparsity_search.pareto.annotate`` (over the trials that meet the study's constraints).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,21 +36,40 @@ class TrialRecord:
     config: dict[str, Any] = field(default_factory=dict)  # the resolved TrainConfig the trial trained
 
 
+def is_feasible(spec: StudySpec, metrics: dict[str, Any]) -> bool:
+    """Whether a trial meets the study's constraints; always True without any.
+
+    The rule is Optuna's (``min_accuracy - accuracy <= 0``), applied here to the trial's metrics, so both backends
+    and every sampler (random search too) agree with ``optuna.Study.best_trials`` on which trials are feasible.
+    A trial without an accuracy (failed, still running) is not feasible under a constraint.
+    """
+    floor = spec.constraints.min_accuracy
+    if floor is None:
+        return True
+    value = metrics.get(spec.accuracy_metric)
+    return value is not None and math.isfinite(float(value)) and floor - float(value) <= 0.0
+
+
 def trials_table(records: list[TrialRecord], spec: StudySpec) -> pd.DataFrame:
-    """Every trial as a row, annotated with ``pareto_rank``, ``is_pareto``, ``spike_reduction_pct``, ``accuracy_delta``."""
+    """Every trial as a row, annotated with ``pareto_rank``, ``is_pareto``, ``spike_reduction_pct``, ``accuracy_delta``.
+
+    ``is_feasible`` says whether the trial meets the study's constraints; ranks count feasible trials only.
+    """
     names = spec.space().names()
     rows = []
     for r in sorted(records, key=lambda r: r.number):
         row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline}
         row.update({f"params_{n}": r.params.get(n) for n in names})
         row.update({m: r.metrics.get(m) for m in METRIC_COLUMNS})
-        row.update(epochs=r.epochs, duration_s=r.duration_s, fail_reason=r.fail_reason)
+        row.update(epochs=r.epochs, duration_s=r.duration_s, fail_reason=r.fail_reason,
+                   is_feasible=is_feasible(spec, r.metrics))
         rows.append(row)
     columns = ["trial", "state", "is_baseline", *(f"params_{n}" for n in names), *METRIC_COLUMNS,
-               "epochs", "duration_s", "fail_reason"]
+               "epochs", "duration_s", "fail_reason", "is_feasible"]
     table = pd.DataFrame(rows, columns=columns)
     for m in METRIC_COLUMNS:
         table[m] = table[m].astype(float)
+    table["is_feasible"] = table["is_feasible"].astype(bool)
     return pareto.annotate(table, spec.objective_names, spec.directions)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..config import FIELDS, from_dict, load_yaml
 from ..errors import ConfigError
-from ._validation import format_validation_error
+from ..validation import format_validation_error
 
 Scalar = Union[bool, int, float, str]
 

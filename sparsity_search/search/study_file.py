@@ -17,24 +17,26 @@ the whole file validates.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import TrainConfig, from_dict, load_yaml
 from ..errors import ConfigError
 from ..moasha import TieBreak
-from ._validation import format_validation_error
+from ..validation import format_validation_error
+from . import _samplers
 from .space import SearchSpace, parse_space
+
+if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
 
 # Metrics a study can optimise, with the direction each is optimised in.
 OBJECTIVES: dict[str, str] = {
     "val_accuracy": "maximize", "test_accuracy": "maximize", "spikes_per_sample": "minimize",
     "energy_uj": "minimize", "firing_rate": "minimize", "synops_per_sample": "minimize",
 }
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 DEFAULT_RESULTS = "results"
 
 
@@ -42,12 +44,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Objective(_Strict):
+class ObjectiveSpec(_Strict):
+    """One objective of a study: a metric the trainer reports, and the direction it is optimised in."""
+
     name: str
     direction: Literal["maximize", "minimize"] | None = None
 
     @model_validator(mode="after")
-    def _known(self) -> "Objective":
+    def _known(self) -> "ObjectiveSpec":
         if self.name not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.name!r}; choose from {', '.join(OBJECTIVES)}")
         if self.direction is None:
@@ -58,7 +62,7 @@ class Objective(_Strict):
 
 
 class Sampler(_Strict):
-    name: Literal["tpe", "nsga2", "nsga3", "gp", "random"] = "tpe"
+    name: _samplers.SamplerName = "tpe"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -104,7 +108,7 @@ class StudySpec(_Strict):
     model: str | None = None
     train: dict[str, Any] = Field(default_factory=dict)
     search_space: Union[str, SearchSpace]
-    objectives: list[Union[str, Objective]] = Field(default_factory=lambda: ["val_accuracy", "spikes_per_sample"],
+    objectives: list[Union[str, ObjectiveSpec]] = Field(default_factory=lambda: ["val_accuracy", "spikes_per_sample"],
                                                     validate_default=True)
     sampler: Sampler = Field(default_factory=Sampler)
     n_trials: int | None = Field(default=None, ge=1)
@@ -121,8 +125,8 @@ class StudySpec(_Strict):
 
     @field_validator("objectives")
     @classmethod
-    def _objectives(cls, value: list[Union[str, Objective]]) -> list[Objective]:
-        objs = [Objective(name=o) if isinstance(o, str) else o for o in value]
+    def _objectives(cls, value: list[Union[str, ObjectiveSpec]]) -> list[ObjectiveSpec]:
+        objs = [ObjectiveSpec(name=o) if isinstance(o, str) else o for o in value]
         if len(objs) < 2:
             raise ValueError("a multi-objective study needs at least two objectives")
         if len({o.name for o in objs}) != len(objs):
@@ -172,13 +176,26 @@ class StudySpec(_Strict):
         assert isinstance(self.search_space, SearchSpace), "resolved by load_study_file"
         return self.search_space
 
-    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
-        """The config one trial trains: fixed settings, then the sampled parameters."""
+    def sampled_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The config a sampled trial trains: fixed settings, then the sampled parameters."""
         return from_dict({**self.fixed(), **params})
 
     def baseline_config(self) -> TrainConfig:
         """lambda = 0 with every other setting at the study's fixed value or the trainer default."""
         return from_dict({**self.fixed(), "lambda_max": 0.0})
+
+    def make_sampler(self, seed: int | None = None) -> "BaseSampler":
+        """The study's Optuna sampler (``seed`` defaults to the study's), constrained when the study has constraints."""
+        constrained = _samplers.stored_constraints if self.constraints.min_accuracy is not None else None
+        return _samplers.make_sampler(self.sampler.name, self.sampler.options, self.seed if seed is None else seed,
+                                      constrained)
+
+    def constraint_values(self, metrics: dict[str, Any]) -> list[float]:
+        """Optuna's convention: each value <= 0 means satisfied. Stored on each trial (``_samplers.CONSTRAINTS_ATTR``)
+        for the sampler's ``constraints_func``."""
+        if self.constraints.min_accuracy is None:
+            return []
+        return [self.constraints.min_accuracy - float(metrics[self.accuracy_metric])]
 
     def results_dir(self, override: str | None = None) -> Path:
         return Path(override or self.results or DEFAULT_RESULTS) / self.name
@@ -188,15 +205,11 @@ class StudySpec(_Strict):
 
 
 def _check_sampler_options(spec: StudySpec, source: str) -> None:
-    """Options must be keyword arguments the chosen Optuna sampler accepts (checked without building it)."""
-    from . import _samplers
-
-    cls = _samplers.sampler_class(spec.sampler.name)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "seed", "constraints_func"}
-    for key in spec.sampler.options:
-        if key not in accepted:
-            raise ConfigError(f"{cls.__name__} has no option {key!r}", field=f"sampler.options.{key}",
-                              source=source)
+    """Options must be arguments the chosen sampler takes, of the types it takes (checked without building it)."""
+    problem = _samplers.option_problem(spec.sampler.name, spec.sampler.options)
+    if problem is not None:
+        key, reason = problem
+        raise ConfigError(reason, field=f"sampler.options.{key}", source=source)
 
 
 def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:

@@ -88,7 +88,7 @@ def _epoch(epoch, accuracy, spikes):
 def test_ray_scheduler_decisions_and_state_across_restore(tmp_path):
     from ray.tune.schedulers import TrialScheduler
 
-    from sparsity_search.search._ray_moasha import MOASHAScheduler, stopped_trials
+    from sparsity_search.search.ray.scheduler import MOASHAScheduler, stopped_trials
 
     spec, _ = locate(_study(tmp_path, backend="ray"), results=str(tmp_path / "results"))
     exp = tmp_path / "exp"
@@ -129,8 +129,8 @@ FRONT_ARRIVALS = [(0.97, 110.0), (0.10, 0.0), (0.90, 20.0)]
 def test_both_backends_apply_the_study_files_tie_break(tmp_path, tie_break, sparse_continues):
     from ray.tune.schedulers import TrialScheduler
 
-    from sparsity_search.search._ray_moasha import MOASHAScheduler
-    from sparsity_search.search.early_stopping import moasha_hook
+    from sparsity_search.search.ray.scheduler import MOASHAScheduler
+    from sparsity_search.search.optuna.rungs import moasha_hook
 
     es = {**MOASHA, "tie_break": tie_break}
     spec, _ = locate(_study(tmp_path, backend="ray", early_stopping=es), results=str(tmp_path / "results"))
@@ -164,7 +164,8 @@ def test_unknown_tie_break_is_a_one_line_error_naming_the_field(tmp_path):
 
 
 def test_ray_records_read_pruned_trials_and_the_searcher_tells_optuna_pruned(tmp_path):
-    from sparsity_search.search._ray import RayBackend, StudySearch
+    from sparsity_search.search.ray.backend import RayBackend
+    from sparsity_search.search.ray.searcher import StudySearch
 
     spec, settings = locate(_study(tmp_path, backend="ray"), results=str(tmp_path / "results"))
     exp = settings.results_dir / "ray"

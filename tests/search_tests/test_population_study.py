@@ -12,7 +12,7 @@ from helpers import cli, write_study
 from sparsity_search import train
 from sparsity_search.api import locate, open_study
 from sparsity_search.config import from_dict
-from sparsity_search.search._optuna import open_study as open_optuna_study
+from sparsity_search.search.optuna.study import open_optuna_study
 
 SAME = ("val_accuracy", "spikes_per_sample", "train_loss", "test_accuracy", "energy_uj")
 

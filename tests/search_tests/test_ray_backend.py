@@ -40,7 +40,7 @@ def _epoch(epoch, date, **extra):
 
 def test_records_read_trial_folders_without_ray(tmp_path):
     from sparsity_search.api import locate
-    from sparsity_search.search._ray import RayBackend
+    from sparsity_search.search.ray.backend import RayBackend
 
     spec, settings = locate(_ray_study(tmp_path, n_trials=5), results=str(tmp_path / "results"))
     exp = settings.results_dir / "ray"
@@ -79,7 +79,7 @@ def test_records_read_trial_folders_without_ray(tmp_path):
 def test_placement_follows_settings_and_cluster(tmp_path):
     from sparsity_search.api import locate
     from sparsity_search.errors import ConfigError
-    from sparsity_search.search._ray import plan_placement
+    from sparsity_search.search.ray.backend import plan_placement
 
     spec, settings = locate(_ray_study(tmp_path), results=str(tmp_path))
     cpu = plan_placement(spec, settings, {"CPU": 8.0})
@@ -115,42 +115,17 @@ def _no_ray_left(monkeypatch):
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """One 4-trial sweep on a local Ray with 2 CPUs, launched from the CLI."""
-    folder = tmp_path_factory.mktemp("ray_sweep")
-    study = _ray_study(folder)
-    out = _launch(study, "--results", folder / "results", "--cpus-per-trial", "1").stdout
-    return folder, study, out
-
-
-def test_launch_then_pareto_on_local_ray(swept):
-    folder, study, out = swept
-    assert "Pareto-optimal" in out
-    table = open_study("tiny", results=str(folder / "results")).trials()
-    assert list(table["trial"]) == [0, 1, 2, 3] and (table["state"] == "COMPLETE").all()
-    base = table[table["is_baseline"]]
-    assert list(base["trial"]) == [0] and base["params_lambda_max"].iloc[0] == 0.0
-    assert table[["val_accuracy", "test_accuracy", "spikes_per_sample"]].notna().all().all()
-    assert (table["epochs"] == 2).all() and table["fail_reason"].eq("").all()
-    assert open_study(folder / "results" / "tiny").spec.backend == "ray"  # the snapshot records the backend
+def test_short_epochs_hand_tune_one_checkpoint_and_pareto_prints_the_front(tiny_launch):
+    """The rest of a launch's contract is checked over both backends in test_backend_contract.py."""
+    results, _ = tiny_launch("ray")
     # epochs of a fraction of a second: Tune got a checkpoint with the first only (CHECKPOINT_EVERY_S)
-    for rows in (folder / "results" / "tiny" / "ray").glob("*/result.json"):
+    for rows in (results / "tiny" / "ray").glob("*/result.json"):
         named = [json.loads(line).get("checkpoint_dir_name") for line in rows.read_text().splitlines()]
         assert len(named) == 3 and named[0] is not None and named[1:] == [None, None]  # 2 epochs, final row
 
-    shown = cli("pareto", "tiny", "--results", folder / "results", check=True).stdout
+    shown = cli("pareto", "tiny", "--results", results, check=True).stdout
     for column in ("val_accuracy", "spikes_per_sample", "spike_reduction_pct", "pareto_rank"):
         assert column in shown
-
-
-def test_both_backends_give_the_same_table_columns(swept, tmp_path):
-    folder, study, _ = swept
-    cli("launch", study, "--backend", "optuna", "--results", tmp_path, "-q", check=True)
-    on_optuna = open_study("tiny", results=str(tmp_path)).trials()
-    on_ray = open_study("tiny", results=str(folder / "results")).trials()
-    assert list(on_optuna.columns) == list(on_ray.columns)
-    assert len(on_optuna) == len(on_ray) == 4
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
@@ -216,7 +191,7 @@ def test_failed_trial_retries_from_its_checkpoint_and_diverged_trial_fails(tmp_p
 
     import ray_helpers
     from sparsity_search.api import locate
-    from sparsity_search.search._ray import RayBackend
+    from sparsity_search.search.ray.backend import RayBackend
 
     ray.cloudpickle.register_pickle_by_value(ray_helpers)  # Ray's workers do not have tests/ on their path
     study = _ray_study(tmp_path, n_trials=4, train={"epochs": 3, "hidden": [32], "timesteps": 2,

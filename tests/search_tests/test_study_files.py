@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
@@ -24,6 +25,10 @@ def stored(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("changes,expected", [
     ({"sampler": {"name": "cmaes"}}, "sampler.name"),
     ({"sampler": {"name": "tpe", "options": {"n_startup": 3}}}, "sampler.options.n_startup"),
+    ({"sampler": {"name": "tpe", "options": {"n_startup_trials": "abc"}}}, "sampler.options.n_startup_trials"),
+    ({"sampler": {"name": "tpe", "options": {"multivariate": {"x": [1, 2]}}}}, "sampler.options.multivariate"),
+    ({"sampler": {"name": "nsga2", "options": {"population_size": 2.5}}}, "sampler.options.population_size"),
+    ({"sampler": {"name": "nsga2", "options": {"mutation": "uniform"}}}, "sampler.options.mutation"),
     ({"objectives": ["val_accuracy", "watts"]}, "objectives"),
     ({"objectives": ["spikes_per_sample", "energy_uj"]}, "objectives"),
     ({"n_trials": 0}, "n_trials"),
@@ -100,14 +105,31 @@ def test_conditions_sample_only_when_active():
 
 
 def test_constrained_sampler_is_built_without_optuna_deprecation_noise(tmp_path):
-    """The sampler gets the study's constraint; Optuna 5's notice about ``constraints_func`` is not passed on."""
+    """The sampler gets the study's constraint (Optuna then records it per trial and ``best_trials`` drops
+    infeasible ones); Optuna 5's notice about ``constraints_func`` is not passed on."""
     import warnings
 
-    from sparsity_search.search._samplers import make_sampler
+    from sparsity_search.search._samplers import CONSTRAINTS_ATTR
 
     spec = load_study_file(write_study(tmp_path, sampler={"name": "tpe"}, constraints={"min_accuracy": 0.9}))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sampler = make_sampler(spec)
-    assert sampler._constraints_func is not None
+        study = optuna.create_study(directions=spec.directions, sampler=spec.make_sampler())
+        for accuracy, spikes in [(0.95, 10.0), (0.80, 1.0), (0.92, 5.0)]:  # the cheapest breaks the floor
+            trial = study.ask()
+            trial.set_user_attr(CONSTRAINTS_ATTR, spec.constraint_values({"val_accuracy": accuracy}))
+            study.tell(trial, [accuracy, spikes])
+    assert sorted(t.number for t in study.best_trials) == [0, 2]
     assert not [w for w in caught if "constraints_func" in str(w.message)]
+
+
+def test_sampler_options_of_the_right_types_reach_the_sampler(tmp_path):
+    """The check reads the constructor's annotations: ints, bools and None where they are typed so all pass."""
+    from typing import get_args
+
+    from sparsity_search.search._samplers import SAMPLERS, SamplerName
+
+    options = {"n_startup_trials": 3, "multivariate": True, "n_ei_candidates": 12, "consider_endpoints": None}
+    sampler = load_study_file(write_study(tmp_path, sampler={"name": "tpe", "options": options})).make_sampler()
+    assert sampler._n_startup_trials == 3 and sampler._multivariate
+    assert set(get_args(SamplerName)) == set(SAMPLERS)  # the study file's choices are the samplers built

@@ -21,7 +21,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 JOURNAL_FILE = "study.journal"
 HEARTBEAT_FILE = "heartbeat"

@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import optuna
 
-from ..moasha import rung_epochs, should_continue
+from ...moasha import rung_epochs, should_continue
+from ..study_file import StudySpec
 from .storage import origin_number
-from .study_file import StudySpec
 
 EpochHook = Callable[[optuna.Trial, int, dict[str, Any]], None]
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import optuna
 
-from ..errors import SparsitySearchError
-from ..progress import StudyProgress
-from ._base import RunSettings
-from ._optuna import run_worker
-from .study_file import StudySpec
+from ...errors import SparsitySearchError
+from ...progress import StudyProgress
+from .._base import RunSettings
+from ..study_file import StudySpec
+from .study import record_from_trial
+from .worker import run_worker
 
 POLL_S = 1.0
 
@@ -55,13 +56,11 @@ def _worker_command(spec_path: str, settings: RunSettings, slot: Slot) -> list[s
 
 def run_workers(spec: StudySpec, settings: RunSettings, study: optuna.Study) -> None:
     """Run the study to its budget with the planned slots; raise if any worker process fails."""
-    from . import _optuna
-
     slots = plan_slots(settings)
     progress = StudyProgress(spec, enabled=settings.show_progress, total=settings.n_trials)
 
     def show(s: optuna.Study) -> None:
-        progress.update([_optuna.to_record(t, spec) for t in s.get_trials(deepcopy=False)])
+        progress.update([record_from_trial(spec, t) for t in s.get_trials(deepcopy=False)])
 
     if len(slots) == 1 and slots[0].gpu is None:
         settings.threads = slots[0].threads

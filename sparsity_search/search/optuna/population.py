@@ -1,6 +1,6 @@
 """Population rounds for the Optuna backend: ask K trials, train those that can share a network together, tell each.
 
-Each trial stays an ordinary Optuna trial (the same user attributes as ``Objective.__call__`` writes, its own
+Each trial stays an ordinary Optuna trial (the same user attributes as ``objective.Objective.__call__`` writes, its own
 ``study.tell``), so storage, resume, Pareto export and queries cannot tell population trials from others.
 
 * Grouping: trials with equal ``population_key`` form one population; any other trial runs alone with ``train``,
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import DivergedError
-from ..population import population_key, train_population
-from ..trainer import CHECKPOINT, train
+from ...errors import DivergedError
+from ...population import population_key, train_population
+from ...trainer import CHECKPOINT, train
 
 if TYPE_CHECKING:
-    from ._optuna import Objective
+    from .objective import Objective
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from ..moasha import rung_epochs, should_continue
-from ._ray import BASELINE, NUMBER, trial_config
-from .study_file import StudySpec
+from ...moasha import rung_epochs, should_continue
+from .. import _compat
+from ..study_file import StudySpec
+from .trainable import BASELINE, NUMBER, config_from_tune
 
 STATE_FILE = "moasha.json"
 
@@ -35,7 +36,7 @@ class MOASHAScheduler(FIFOScheduler):
 
     def __init__(self, spec: StudySpec):
         super().__init__()
-        self._supports_buffered_results = False  # decide on every epoch, not on a batch of them
+        _compat.decide_every_result(self)  # decide on every epoch, not on a batch of them
         self._spec = spec
         self._rungs: dict[int, dict[int, list[float]]] = {}  # rung epoch -> trial number -> objective values
         self._stopped: dict[int, int] = {}  # trial number -> epoch at which it was stopped
@@ -48,7 +49,7 @@ class MOASHAScheduler(FIFOScheduler):
         """Rung epochs of one trial: its own training epochs decide where they end, as on the Optuna side."""
         es = self._spec.early_stopping
         return set(rung_epochs(es.min_epochs, es.reduction_factor,
-                               es.max_epochs or trial_config(self._spec, config).epochs))
+                               es.max_epochs or config_from_tune(self._spec, config).epochs))
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._attach(trial)
@@ -96,7 +97,7 @@ class MOASHAScheduler(FIFOScheduler):
         """Find the experiment folder from a trial (restored experiments may have moved) and load its state."""
         if self._state_path is not None:
             return
-        self._state_path = Path(trial.storage.experiment_fs_path) / STATE_FILE
+        self._state_path = _compat.experiment_folder(trial) / STATE_FILE
         if self._state_path.exists():
             self.restore(str(self._state_path))
 

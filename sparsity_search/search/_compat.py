@@ -1,0 +1,64 @@
+"""Every use of a private Optuna or Ray API in the package, in one place.
+
+Tested with optuna 5.0.0 and ray 2.60.0 (pyproject allows optuna >= 4.2, < 6 and ray[tune] >= 2.40, < 3). Each
+function says what it reaches into and why no public API does it; when either library moves one of these, this is
+the module to change. Ray is imported inside the functions that need it: the Optuna backend never loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+# ray.init's keyword for the address its processes bind to and advertise (leading underscore in Ray's signature).
+LOOPBACK_NODE = {"_node_ip_address": "127.0.0.1"}
+
+
+def heartbeat_thread(trial: optuna.Trial) -> contextlib.AbstractContextManager:
+    """Optuna's heartbeat for a trial on an RDB storage. ``study.optimize`` starts it by itself; trials asked and
+    told by hand (population rounds) need it too, and Optuna has no public function for it.
+    Private: ``optuna.storages._heartbeat.get_heartbeat_thread``, ``Trial._trial_id``, ``Study._storage``."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(trial._trial_id, trial.study._storage)
+
+
+@contextlib.contextmanager
+def ray_cluster_mode(enabled: bool) -> Iterator[None]:
+    """While ``enabled`` is False, ``ray.init`` keeps 127.0.0.1 as it is.
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported. While it is on (Linux's default),
+    ``ray.init`` rewrites 127.0.0.1 to this host's routable IP, and a local Ray's GCS and raylet then listen on every
+    interface. Private: ``ray._private.ray_constants.ENABLE_RAY_CLUSTER`` (Ray has no public switch).
+    """
+    import ray._private.ray_constants as ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = saved and enabled
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def searcher_trials(search: OptunaSearch) -> dict[str, optuna.Trial]:
+    """OptunaSearch's live Optuna trials by Tune trial id, to store a result's constraint values on its trial
+    before OptunaSearch tells it. Private: ``OptunaSearch._ot_trials``."""
+    return search._ot_trials
+
+
+def decide_every_result(scheduler: Any) -> None:
+    """Make Tune ask a scheduler about every reported result, not a buffered batch of them (a rung decision must
+    come at its epoch). Private: ``TrialScheduler._supports_buffered_results``."""
+    scheduler._supports_buffered_results = False
+
+
+def experiment_folder(trial: Any) -> Path:
+    """A Tune trial's experiment folder (a restored experiment may have moved). Private: ``Trial.storage`` is a
+    ``ray.train._internal.storage.StorageContext``."""
+    return Path(trial.storage.experiment_fs_path)

@@ -1,0 +1,22 @@
+"""The Optuna backend class: create the study, queue its baseline, run the workers; read its trials back."""
+
+from __future__ import annotations
+
+from .._base import RunSettings, SearchBackend
+from ..records import TrialRecord
+from ..study_file import StudySpec
+from .launcher import run_workers
+from .study import ensure_baseline, open_optuna_study, record_from_trial
+
+
+class OptunaBackend(SearchBackend):
+    name = "optuna"
+
+    def run(self, spec: StudySpec, settings: RunSettings) -> None:
+        study = open_optuna_study(spec, settings.storage, create=True)
+        ensure_baseline(study, spec)
+        run_workers(spec, settings, study)
+
+    def records(self, spec: StudySpec, settings: RunSettings) -> list[TrialRecord]:
+        study = open_optuna_study(spec, settings.storage, create=False)
+        return [record_from_trial(spec, t) for t in study.get_trials(deepcopy=False)]

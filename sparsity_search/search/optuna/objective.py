@@ -1,0 +1,107 @@
+"""The per-trial objective of the Optuna backend: sample (or take the baseline), train, store what happened.
+
+Everything a trial adds to the plain Optuna storage lives in its user attributes: ``is_baseline``, ``config`` (the
+resolved TrainConfig), ``epoch_NNN`` (per-epoch metrics), ``result`` (the trainer's final row), ``fail_reason``,
+``worker``, ``origin`` and the sampler's ``constraints``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from ...config import TrainConfig, save_config
+from ...data import DataSplits, load_data
+from ...devices import resolve_device
+from ...errors import DivergedError
+from ...trainer import train
+from .. import _compat, _samplers
+from .._base import RunSettings
+from ..study_file import StudySpec
+from .rungs import moasha_hook
+from .storage import ORIGIN_ATTR, TrialHeartbeat, is_journal, origin_number
+
+log = logging.getLogger(__name__)
+
+# TrainConfig fields that decide which tensors load_data builds; trials sharing them share one load.
+DATA_KEYS = ("dataset", "data_dir", "download", "val_fraction", "test_fraction", "train_subset", "seed", "model")
+
+
+class Objective:
+    """Optuna objective: sample (or take the baseline), train with checkpoints, record metrics on the trial."""
+
+    def __init__(self, spec: StudySpec, settings: RunSettings):
+        self.spec, self.settings = spec, settings
+        self._data: dict[tuple, DataSplits] = {}
+
+    def config_for(self, trial: optuna.Trial) -> TrainConfig:
+        """The resolved config of this trial, with its own checkpoint folder (shared by its retry)."""
+        if trial.user_attrs.get("is_baseline"):
+            cfg = self.spec.baseline_config()
+        else:
+            cfg = self.spec.sampled_config(self.spec.space().suggest(trial))
+        trial_dir = self.settings.results_dir / "trials" / f"{origin_number(trial):05d}"
+        cfg = cfg.replace(checkpoint_dir=str(trial_dir), resume=True, device=self.settings.device,
+                          threads=self.settings.threads or cfg.threads)
+        save_config(cfg, trial_dir / "config.yaml")
+        trial.set_user_attr("config", cfg.to_dict())
+        return cfg
+
+    def data_for(self, cfg: TrainConfig) -> DataSplits:
+        key = tuple(getattr(cfg, k) for k in DATA_KEYS) + (cfg.device,)
+        if key not in self._data:
+            self._data = {key: load_data(cfg, resolve_device(cfg.device))}
+        return self._data[key]
+
+    def start(self, trial: optuna.Trial) -> TrainConfig:
+        """Mark the trial as this worker's and resolve its config (both stored on the trial)."""
+        trial.set_user_attr(ORIGIN_ATTR, origin_number(trial))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        return self.config_for(trial)
+
+    def report_for(self, trial: optuna.Trial, cfg: TrainConfig) -> Callable[[int, dict[str, Any]], None]:
+        """The trainer's per-epoch callback: store the epoch's metrics, then let MO-ASHA stop the trial."""
+        stop_early = moasha_hook(self.spec, cfg.epochs)
+
+        def report(epoch: int, metrics: dict[str, Any]) -> None:
+            trial.set_user_attr(f"epoch_{epoch:03d}", metrics)
+            if stop_early is not None:
+                stop_early(trial, epoch, metrics)
+
+        return report
+
+    def heartbeat(self, trial: optuna.Trial, cfg: TrainConfig, rdb: bool = False) -> contextlib.AbstractContextManager:
+        """The trial's heartbeat file on journal storages; with ``rdb``, Optuna's own heartbeat thread (which
+        ``study.optimize`` starts by itself, but trials told by hand need)."""
+        if is_journal(self.settings.storage):
+            return TrialHeartbeat(Path(cfg.checkpoint_dir), self.spec.heartbeat.interval)
+        if rdb:
+            return _compat.heartbeat_thread(trial)
+        return contextlib.nullcontext()
+
+    def failed(self, trial: optuna.Trial, exc: DivergedError) -> None:
+        trial.set_user_attr("fail_reason", str(exc))
+        log.warning("trial %d failed: %s", trial.number, exc)
+
+    def finish(self, trial: optuna.Trial, row: dict[str, Any]) -> tuple[float, ...]:
+        """Store the result row on the trial; return its objective values."""
+        metrics = {k: v for k, v in row.items() if k != "config"}
+        trial.set_user_attr("result", metrics)
+        trial.set_user_attr(_samplers.CONSTRAINTS_ATTR, self.spec.constraint_values(metrics))
+        return tuple(float(metrics[name]) for name in self.spec.objective_names)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        cfg = self.start(trial)
+        try:
+            with self.heartbeat(trial, cfg):
+                row = train(cfg, self.report_for(trial, cfg), data=self.data_for(cfg))
+        except DivergedError as exc:
+            self.failed(trial, exc)
+            raise
+        return self.finish(trial, row)

@@ -1,0 +1,82 @@
+"""Opening an Optuna study for a study file, and reading its trials back as backend-neutral records.
+
+No torch here: ``pareto``, ``status`` and ``spec_in_storage`` read studies through this module and ``storage``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ...errors import ConfigError
+from ..records import TrialRecord, baseline_params
+from ..study_file import StudySpec
+from .storage import open_storage
+
+# Optuna logs each failed trial with a traceback; a diverged trial is an expected outcome, reported in one line.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+SPEC_ATTR = "sparsity_search_spec"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def open_optuna_study(spec: StudySpec, storage_url: str, *, create: bool, worker: bool = False) -> optuna.Study:
+    """Load the study, or create it with the spec's directions and sampler; the spec is kept in the study.
+
+    Workers open the storage with heartbeats, so their trials are failed and retried if they die.
+    """
+    beat = (spec.heartbeat.interval, spec.heartbeat.grace_period) if worker else None
+    storage = open_storage(storage_url, beat)
+    sampler = spec.make_sampler()
+    if create:
+        study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
+                                    sampler=sampler, load_if_exists=True)
+        wanted = [optuna.study.StudyDirection[d.upper()] for d in spec.directions]
+        if list(study.directions) != wanted:
+            raise ConfigError(f"study {spec.name!r} already exists in {storage_url} with other objectives",
+                              field="objectives")
+        study.set_user_attr(SPEC_ATTR, spec.to_dict())
+        return study
+    try:
+        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
+    except KeyError:
+        raise ConfigError(f"no study named {spec.name!r} in {storage_url}") from None
+
+
+def spec_in_storage(name: str, storage_url: str) -> dict[str, Any]:
+    """The study file a study was launched with, read back from its storage (for commands given only a name)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+    except KeyError:
+        raise ConfigError(f"no study named {name!r} in {storage_url}") from None
+    spec = study.user_attrs.get(SPEC_ATTR)
+    if spec is None:
+        raise ConfigError(f"study {name!r} in {storage_url} was not launched by sparsity-search")
+    return spec
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def ensure_baseline(study: optuna.Study, spec: StudySpec) -> None:
+    """Queue the lambda = 0 baseline once; it is asked before any sampled trial."""
+    if spec.baseline and not any(t.user_attrs.get("is_baseline") for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial({}, user_attrs={"is_baseline": True})
+
+
+def record_from_trial(spec: StudySpec, t: FrozenTrial) -> TrialRecord:
+    """One Optuna trial as a ``TrialRecord``, from the user attributes ``Objective`` stored on it."""
+    baseline = bool(t.user_attrs.get("is_baseline"))
+    epochs = sorted(k for k in t.user_attrs if k.startswith("epoch_"))
+    metrics = t.user_attrs.get("result") or (t.user_attrs[epochs[-1]] if epochs else {})
+    reason = t.user_attrs.get("fail_reason", "")
+    if t.state == TrialState.FAIL and not reason:
+        reason = "worker lost (no heartbeat) or crashed"
+    duration = t.duration.total_seconds() if t.duration is not None else None
+    return TrialRecord(number=t.number, state=t.state.name, is_baseline=baseline,
+                       params=baseline_params(spec) if baseline else dict(t.params), metrics=metrics,
+                       epochs=int(metrics.get("epochs", len(epochs))), fail_reason=reason, duration_s=duration,
+                       config=t.user_attrs.get("config", {}))

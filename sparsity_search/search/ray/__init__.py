@@ -1,0 +1,11 @@
+"""Ray Tune backend: one Tune experiment per study (private Ray APIs only in ``search._compat``).
+
+Every Ray import of the package lives in this subpackage (``get_backend("ray")`` imports it lazily), and this
+``__init__`` imports none of its modules. Imports go one way:
+
+    trainable <- searcher, scheduler, folders <- backend
+
+``trainable``: the function trainable around ``train(cfg, report)``; ``searcher``: OptunaSearch with the study's
+sampler, baseline first; ``scheduler``: MO-ASHA as a Tune scheduler; ``folders``: trial folders read back as
+records; ``backend``: placement, connecting to Ray, the Tuner, and ``RayBackend``.
+"""
