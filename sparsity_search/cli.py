@@ -13,12 +13,11 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .errors import ConfigError, SparsitySearchError
 from .output_paths import output_file, output_folder
 
-Command = Callable[[argparse.Namespace], int]
 DEBUG_ENV = "SPARSITY_SEARCH_DEBUG"
 
 
