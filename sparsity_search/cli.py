@@ -13,12 +13,11 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .errors import SparsitySearchError
+from .errors import ConfigError, SparsitySearchError
 from .output_paths import output_file, output_folder
 
-Command = Callable[[argparse.Namespace], int]
 DEBUG_ENV = "SPARSITY_SEARCH_DEBUG"
 
 
@@ -67,6 +66,8 @@ def _run_train(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[field] = value
     cfg = load_config(args.config, overrides)
+    if args.resume and not cfg.checkpoint_dir:  # else it would silently train from scratch
+        raise ConfigError("needs --checkpoint-dir (the folder of the run to continue)", field="--resume")
     with EpochProgress(cfg.epochs, enabled=not args.quiet) as progress:
         row = train(cfg, report=progress.update)
     from .output import print_result_row

@@ -81,3 +81,8 @@ def test_python_m_matches_console_script():
                               "sys.argv = ['sparsity-search', 'train', '--help']; sys.exit(main())"],
                              capture_output=True, text=True)
     assert console.returncode == 0 and console.stdout == help_m
+
+
+def test_resume_without_a_checkpoint_dir_is_refused():
+    proc = cli("train", "--resume", *FAST)
+    assert proc.returncode == 2 and "--resume" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
