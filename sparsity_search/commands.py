@@ -231,6 +231,9 @@ def _status(args: argparse.Namespace) -> int:
               f"spikes_per_sample={base['spikes_per_sample']:.1f}")
     if (table["state"] == "COMPLETE").any():
         print(f"hypervolume: {study.hypervolume(include_infeasible=args.include_infeasible):.6g}")
-        print("best trade-offs:")
-        print_trials(best_tradeoffs(study.pareto(include_infeasible=args.include_infeasible)))
+        front = study.pareto(include_infeasible=args.include_infeasible)
+        hint = " (no complete trial meets the constraints; --include-infeasible shows the others)" \
+            if front.empty and floor is not None and not args.include_infeasible else ""
+        print("best trade-offs:" + hint)
+        print_trials(best_tradeoffs(front))
     return 0
