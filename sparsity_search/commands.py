@@ -275,6 +275,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from .output import print_trials
+    from .pareto import best_tradeoffs
 
     study = _open(args)
     table = study.trials()
@@ -297,9 +298,8 @@ def _status(args: argparse.Namespace) -> int:
     if (table["state"] == "COMPLETE").any():
         print(f"hypervolume: {study.hypervolume(include_infeasible=args.include_infeasible):.6g}")
         front = study.pareto(include_infeasible=args.include_infeasible)
-        if base is not None and len(front):
-            front = front.sort_values("spike_reduction_pct", ascending=False)
-            front = front[front["accuracy_delta"] >= front["accuracy_delta"].max() - 2.0]
-        print("best trade-offs:")
-        print_trials(front.head(3))
+        hint = " (no complete trial meets the constraints; --include-infeasible shows the others)" \
+            if front.empty and floor is not None and not args.include_infeasible else ""
+        print("best trade-offs:" + hint)
+        print_trials(best_tradeoffs(front))
     return 0

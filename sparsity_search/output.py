@@ -62,8 +62,8 @@ def render(df: pd.DataFrame, fmt: str, path: str | Path | None = None) -> str | 
 
 
 def print_trials(table: pd.DataFrame) -> None:
-    """A trial table on the terminal, in the columns of :func:`trial_columns`."""
-    print(render(trial_columns(table), "table"))
+    """A trial table on the terminal, in the columns of :func:`trial_columns`; ``(none)`` when it is empty."""
+    print(render(trial_columns(table), "table") if len(table) else "(none)")
 
 
 def _float(value: float) -> str:

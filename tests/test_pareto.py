@@ -13,6 +13,7 @@ from sparsity_search.pareto import (
     annotate,
     by_accuracy,
     baseline_row,
+    best_tradeoffs,
     default_reference,
     dominates,
     hypervolume,
@@ -361,3 +362,12 @@ def test_bad_formats():
         to_table(pd.DataFrame({"a": [1]}), "parquet")
     with pytest.raises(ValueError, match="unknown format"):
         to_table(pd.DataFrame({"a": [1]}), "yaml")
+
+
+def test_best_tradeoffs_saves_most_spikes_within_two_points_of_the_front_top():
+    front = pd.DataFrame({"trial": [1, 2, 3, 4], "accuracy_delta": [0.0, -1.5, -2.5, -1.0],
+                          "spike_reduction_pct": [10.0, 60.0, 90.0, 40.0]})
+    assert best_tradeoffs(front)["trial"].tolist() == [2, 4, 1]  # trial 3 saves most but loses 2.5 points
+    assert best_tradeoffs(front, n=1)["trial"].tolist() == [2]
+    no_baseline = front.assign(accuracy_delta=np.nan, spike_reduction_pct=np.nan)
+    assert best_tradeoffs(no_baseline)["trial"].tolist() == [1, 2, 3]

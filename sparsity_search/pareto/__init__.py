@@ -14,6 +14,7 @@ from .fronts import Direction, dominates, knee_point, nondominated_ranks, normal
 from .indicators import default_reference, hypervolume, hypervolume_history
 from .queries import (
     QUERIES,
+    best_tradeoffs,
     query_iso_accuracy,
     query_knee,
     query_max_accuracy_drop,
@@ -23,8 +24,8 @@ from .queries import (
 from .table import SPIKES, annotate, baseline_row, by_accuracy, feasible
 
 __all__ = [
-    "FORMATS", "QUERIES", "SPIKES", "Direction", "annotate", "baseline_row", "by_accuracy", "default_reference",
-    "dominates", "feasible", "hypervolume", "hypervolume_history", "knee_point", "nondominated_ranks", "normalize",
-    "pareto_front_mask", "query_iso_accuracy", "query_knee", "query_max_accuracy_drop", "query_min_accuracy",
-    "run_query", "to_table",
+    "FORMATS", "QUERIES", "SPIKES", "Direction", "annotate", "baseline_row", "best_tradeoffs", "by_accuracy",
+    "default_reference", "dominates", "feasible", "hypervolume", "hypervolume_history", "knee_point",
+    "nondominated_ranks", "normalize", "pareto_front_mask", "query_iso_accuracy", "query_knee",
+    "query_max_accuracy_drop", "query_min_accuracy", "run_query", "to_table",
 ]

@@ -71,6 +71,16 @@ def query_knee(table: pd.DataFrame, accuracy: str = "val_accuracy", cost: str = 
     return rows.iloc[[knee]].reset_index(drop=True)
 
 
+def best_tradeoffs(front: pd.DataFrame, n: int = 3, within_points: float = 2.0) -> pd.DataFrame:
+    """The ``n`` front rows that save the most spikes among those within ``within_points`` accuracy points of the
+    front's most accurate, for a glance at a study (``status``); the front as given (accuracy order) without a
+    baseline to measure against."""
+    if front.empty or front["accuracy_delta"].isna().all():
+        return front.head(n)
+    front = front.sort_values("spike_reduction_pct", ascending=False)
+    return front[front["accuracy_delta"] >= front["accuracy_delta"].max() - within_points].head(n)
+
+
 # Query name -> function(table, value, accuracy, cost, include_infeasible); rules without a value ignore it,
 # and a missing value counts as 0.
 QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
