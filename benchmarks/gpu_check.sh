@@ -89,11 +89,12 @@ EOF
 # phase NAME LIMIT_S COMMAND...: run it under a time limit (its whole process group), then one summary line.
 failed_phases=""
 phase() {
-  local name=$1 limit=$2 start=$SECONDS rc
+  local name=$1 limit=$2 start=$SECONDS rc over=no
   shift 2
   timeout --kill-after=10 "$limit" "$@"
   rc=$?
-  echo "phase=$name rc=$rc wall_s=$((SECONDS - start)) limit_s=$limit timed_out=$([ "$rc" -eq 124 ] && echo yes || echo no)"
+  [ "$rc" -eq 124 ] && over=yes
+  echo "phase=$name rc=$rc wall_s=$((SECONDS - start)) limit_s=$limit timed_out=$over"
   [ "$rc" -eq 0 ] || failed_phases+=",$name"
 }
 

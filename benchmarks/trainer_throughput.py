@@ -380,7 +380,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 = torch's default")
     parser.add_argument("--compare-peers", action="store_true", help="also time snnTorch and SpikingJelly")
-    parser.add_argument("--memory-timesteps", type=int, default=8, help="T of the fast-vs-reference memory lines; 0 = skip")
+    parser.add_argument("--memory-timesteps", type=int, default=8,
+                        help="T of the fast-vs-reference memory lines; 0 = skip")
     parser.add_argument("--accuracy-epochs", type=int, default=5, help="digits epochs per precision; 0 = skip")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
