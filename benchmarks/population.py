@@ -12,7 +12,8 @@ warmup, lr, threshold and leak, so every member differs. The same K configs are 
 ``train`` and together with ``train_population``; the dataset is loaded once for both, as a search worker does.
 Timing runs in one subprocess per K, after a one-epoch warm-up: one-at-a-time and population runs alternate
 ``--repeats`` times and the fastest of each counts (alternating and the minimum keep background load on a shared
-machine from favouring either side). Memory is measured in separate subprocesses, one epoch each way.
+machine from favouring either side). Memory on CPU is measured in separate subprocesses, one epoch each way;
+on CUDA in the timing subprocess, from the allocator's peak reset before each timed run.
 
 Reported per ``K=`` line (the trainer alone):
   trials_per_hour   K / wall time of the population run * 3600
