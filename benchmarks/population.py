@@ -4,6 +4,7 @@
     python benchmarks/population.py                          # MLP and convnet, K = 1..16, quickstart's 12 epochs
     python benchmarks/population.py --device cuda --ks 1,8,32,64
     python benchmarks/population.py --hypervolume 300        # + quickstart study, 300 s with and without population
+    python benchmarks/population.py --quick --study-ks ""   # trainer-only lines, no whole-study line
 
 Workload: digits with the quickstart network (MLP 64-128-10, or ``convnet`` with channels 16, 32), T=4, batch 64,
 and K configs drawn (seeded) from the paper's space minus ``timesteps``: lambda_max, schedule, temperature,
@@ -11,21 +12,32 @@ warmup, lr, threshold and leak, so every member differs. The same K configs are 
 ``train`` and together with ``train_population``; the dataset is loaded once for both, as a search worker does.
 Timing runs in one subprocess per K, after a one-epoch warm-up: one-at-a-time and population runs alternate
 ``--repeats`` times and the fastest of each counts (alternating and the minimum keep background load on a shared
-machine from favouring either side). Memory is measured in separate subprocesses, one epoch each way.
+machine from favouring either side). Memory on CPU is measured in separate subprocesses, one epoch each way;
+on CUDA in the timing subprocess, from the allocator's peak reset before each timed run.
 
-Reported per line:
+Reported per ``K=`` line (the trainer alone):
   trials_per_hour   K / wall time of the population run * 3600
   single_tph        the same K configs trained one after another with ``train``
   speedup           trials_per_hour / single_tph
-  peak_mem_mb       population, one epoch: CPU: growth of the process's max RSS after loading the data and
-                    importing everything; CUDA: torch.cuda.max_memory_allocated
-  single_peak_mem_mb  the same for one trial trained alone
+  peak_mem_mb       population: CPU: growth of the process's max RSS over one epoch, after loading the data and
+                    importing everything (a separate process); CUDA: torch.cuda.max_memory_allocated over the
+                    timed runs (reset before each)
+  single_peak_mem_mb  the same for the configs trained one at a time
+
+Beside it, for the K values of ``--study-ks`` (default: the largest), a ``study`` line: the whole search as a user
+runs it, ``sparsity-search launch`` in a subprocess on the quickstart study with this workload (same network,
+epochs and device; the space of ``search_spaces/sparsity.yaml``, TPE), 1 + R * K trials (``--study-rounds R``),
+once with ``--population K`` and once without. Its wall time holds everything the trainer-only figure leaves out:
+the sampler, the journal storage's writes and heartbeat files, the baseline (trained alone first in both runs),
+the process's start and data loading. ``trials_per_hour`` = trials / wall time * 3600; ``complete`` counts the
+COMPLETE trials of each run (diverged trials are failed and still count as trials run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -106,18 +118,21 @@ def child(args: argparse.Namespace) -> None:
     _run("population", warm, data)
     _run("single", warm[:1], data)
     walls: dict[str, list[float]] = {"single": [], "population": []}
-    failed = {}
+    failed, peak = {}, {}
     for _ in range(args.repeats):
         for mode in walls:
             if args.device == "cuda":
                 torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             results = _run(mode, cfgs, data)
             if args.device == "cuda":
                 torch.cuda.synchronize()
+                peak[mode] = max(peak.get(mode, 0.0), _peak_mb(args.device, 0))
             walls[mode].append(time.perf_counter() - t0)
             failed[mode] = sum(isinstance(r, Exception) for r in results)
-    print(json.dumps({"single_s": min(walls["single"]), "population_s": min(walls["population"]), "failed": failed}))
+    print(json.dumps({"single_s": min(walls["single"]), "population_s": min(walls["population"]), "failed": failed,
+                      "peak_mem_mb": peak}))
 
 
 def measure(model: str, k: int, mode: str, args: argparse.Namespace) -> dict:
@@ -126,6 +141,50 @@ def measure(model: str, k: int, mode: str, args: argparse.Namespace) -> dict:
            "--repeats", str(args.repeats)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def study_file(model: str, n_trials: int, args: argparse.Namespace, folder: Path) -> Path:
+    """The quickstart study with this benchmark's workload (model, epochs) and ``n_trials``, written to ``folder``."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "studies" / "quickstart.yaml").read_text())
+    spec["search_space"] = str(ROOT / "search_spaces" / "sparsity.yaml")
+    spec.update(model=model, n_trials=n_trials)
+    spec["train"].update(hidden=[128], channels=[16, 32], timesteps=4, batch_size=64, epochs=args.epochs)
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def study_line(model: str, k: int, args: argparse.Namespace) -> None:
+    """Trials per hour of a whole study through the CLI's ``launch``, with ``--population k`` and without.
+
+    The real path: sampler, journal storage writes, heartbeat files, result rows, the baseline trained alone first,
+    and the process's start (imports, data loading) too; both runs pay the same fixed costs.
+    """
+    from sparsity_search import open_study
+
+    n_trials = 1 + args.study_rounds * k
+    walls, complete = {}, {}
+    for size in (k, 1):
+        with tempfile.TemporaryDirectory(prefix="population_study_") as tmp:
+            path = study_file(model, n_trials, args, Path(tmp))
+            cmd = [sys.executable, "-m", "sparsity_search", "launch", str(path), "--results", tmp, "--quiet",
+                   "--device", args.device, "--threads", str(args.threads), "--population", str(size)]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+            walls[size] = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(f"# study model={model} population={size} failed: {proc.stderr.strip().splitlines()[-1:]}",
+                      flush=True)
+                return
+            trials = open_study("quickstart", results=tmp).trials()
+            complete[size] = int((trials["state"] == "COMPLETE").sum())
+    tph, single_tph = n_trials / walls[k] * 3600, n_trials / walls[1] * 3600
+    print(f"study model={model} K={k} trials={n_trials} trials_per_hour={tph:.0f} speedup={tph / single_tph:.2f} "
+          f"single_tph={single_tph:.0f} wall_s={walls[k]:.1f} single_wall_s={walls[1]:.1f} "
+          f"complete={complete[k]}/{complete[1]}", flush=True)
 
 
 def hypervolume(seconds: float, k: int, args: argparse.Namespace) -> None:
@@ -164,6 +223,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement; the fastest counts")
     p.add_argument("--hypervolume", type=float, default=0.0, metavar="S",
                    help="also run the quickstart study for S seconds with and without population (K = max --ks)")
+    p.add_argument("--study-ks", default="max", metavar="K,..",
+                   help="K values that also get a whole-study line via `launch` ('max': the largest K; '': none)")
+    p.add_argument("--study-rounds", type=int, default=1, metavar="R",
+                   help="trials of each study line: the baseline + R * K")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
@@ -175,16 +238,21 @@ def main() -> None:
     if args.quick:
         args.models, args.ks, args.epochs, args.repeats = "mlp", "1,2,4,8", 2, 1
     ks = [int(k) for k in args.ks.split(",")]
+    study_ks = {max(ks)} if args.study_ks == "max" else {int(k) for k in args.study_ks.split(",") if k}
     for model in filter(None, args.models.split(",")):  # --models "" runs only --hypervolume
         print(f"workload: digits {model} ({'hidden 128' if model == 'mlp' else 'channels 16,32'}), T=4, batch 64, "
               f"{args.epochs} epochs, device {args.device}, threads {args.threads or 'default'}", flush=True)
         for k in ks:
             t = measure(model, k, "time", args)
-            mem = {m: measure(model, k, f"mem-{m}", args)["peak_mem_mb"] for m in ("single", "population")}
+            # CUDA's allocator peak resets in-process (the timing child reads it); CPU RSS needs a fresh process
+            mem = t["peak_mem_mb"] or {m: measure(model, k, f"mem-{m}", args)["peak_mem_mb"]
+                                       for m in ("single", "population")}
             tph, single_tph = k / t["population_s"] * 3600, k / t["single_s"] * 3600
             print(f"K={k} trials_per_hour={tph:.0f} speedup={tph / single_tph:.2f} peak_mem_mb={mem['population']:.1f} "
                   f"single_tph={single_tph:.0f} single_peak_mem_mb={mem['single']:.1f} "
                   f"failed={t['failed']['population']}/{t['failed']['single']}", flush=True)
+            if k in study_ks:
+                study_line(model, k, args)
     if args.hypervolume > 0:
         hypervolume(args.hypervolume, max(ks), args)
 

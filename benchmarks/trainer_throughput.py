@@ -21,17 +21,27 @@ Peers (``pip install 'sparsity-search[peers]'``; each is skipped with a line whe
                 Difference: surrogate ATan(alpha=2) (it has no fast sigmoid with this scaling; the surrogate only
                 changes a few elementwise ops). The input is repeated over T (its idiom), so its first layer runs
                 T times.
+Each peer runs in two layouts: ``default`` (as its documentation writes it: contiguous NCHW tensors) at every
+precision asked for, and ``careful``, as a user who tunes would run it: channels-last weights and inputs for the
+conv net, at every precision asked for and also in bf16 autocast where the hardware has bf16 (CUDA, or a CPU with
+AMX / AVX512-BF16). On the MLP, which has no channels, a careful run adds only a precision not run by default.
+Ours is compared against the fastest peer run of all, whatever its layout and precision.
+
+Every measurement runs in a fresh process whose compile caches (inductor's, Triton's, CUDA's: ``CACHE_VARS``)
+point at a new empty folder, so ``first_step_s`` includes a cold ``torch.compile`` wherever one happens.
 
 Reported per line:
   samples_per_s    training samples per second (steps * batch / wall time, after 3 warm-up steps)
-  first_step_s     wall time of the first step, including any torch.compile of the LIF kernels (warm-up cost)
+  first_step_s     wall time of the first step with cold compile caches, including any torch.compile of the LIF
+                   kernels (warm-up cost; the ``compile`` lines set it against one steady step)
   ratio_naive      samples_per_s / the naive loop's, same workload and precision
-  ratio_peer       samples_per_s / the fastest peer's on the workload over all precisions run (--compare-peers)
+  ratio_peer       samples_per_s / the fastest peer's on the workload over all precisions and layouts run
   gflops           nominal training FLOPs / time: 6 * (weight-layer MACs per sample per timestep) * T * batch per
                    step, the work a per-timestep loop does; paths that skip work show an effective rate
   peak_gflops      a square matmul of the same dtype (2048 on CPU, 8192 on CUDA), measured in the same run
   saved_mb         bytes autograd holds for the backward after one forward (distinct storages; deterministic)
   peak_mem_mb      CPU: growth of the child's max RSS during the steps (coarse); CUDA: max_memory_allocated
+  compiled         whether the child wrote anything to its compile caches (a torch.compile or Triton build ran)
 The ``memory`` lines compare fast and reference at T=8 on each workload; ``accuracy`` trains the digits MLP in
 fp32 and bf16 (bf16 passes within 0.5 points); ``summary`` takes the best precision that passes.
 """
@@ -42,9 +52,11 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -152,7 +164,7 @@ def ours(workload: str, timesteps: int, implementation: str) -> tuple[nn.Module,
     return model, forward
 
 
-def snntorch_net(workload: str, timesteps: int) -> tuple[nn.Module, Forward]:
+def snntorch_net(workload: str, timesteps: int, channels_last: bool = False) -> tuple[nn.Module, Forward]:
     import snntorch
     from snntorch import surrogate
 
@@ -178,7 +190,7 @@ def snntorch_net(workload: str, timesteps: int) -> tuple[nn.Module, Forward]:
     return model, forward
 
 
-def spikingjelly_net(workload: str, timesteps: int) -> tuple[nn.Module, Forward]:
+def spikingjelly_net(workload: str, timesteps: int, channels_last: bool = False) -> tuple[nn.Module, Forward]:
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
     mods: list[nn.Module] = []
@@ -202,21 +214,27 @@ def spikingjelly_net(workload: str, timesteps: int) -> tuple[nn.Module, Forward]
     def forward(x: Tensor) -> tuple[Tensor, Tensor]:
         functional.reset_net(model)
         counts.clear()
-        logits = model(x.unsqueeze(0).repeat(timesteps, *[1] * x.dim())).mean(0)
+        x_seq = x.unsqueeze(0).repeat(timesteps, *[1] * x.dim())
+        if channels_last:  # [T*B, C, H, W] channels-last, viewed as [T, B, ...]: SpikingJelly folds T back in
+            x_seq = x_seq.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, x_seq.shape[:2])
+        logits = model(x_seq).mean(0)
         neurons = sum(s[0, 0].numel() for s in counts)
         return logits, torch.stack([s.sum() for s in counts]).sum() / (x.shape[0] * timesteps * neurons)
 
     return model, forward
 
 
-PATHS: dict[str, Callable[[str, int], tuple[nn.Module, Forward]]] = {
-    "naive": lambda w, t: (lambda m: (m, m))(NaiveNet(w, t)),
-    "fast": lambda w, t: ours(w, t, "fast"),
-    "reference": lambda w, t: ours(w, t, "reference"),
+PATHS: dict[str, Callable[..., tuple[nn.Module, Forward]]] = {
+    "naive": lambda w, t, cl=False: (lambda m: (m, m))(NaiveNet(w, t)),
+    "fast": lambda w, t, cl=False: ours(w, t, "fast"),
+    "reference": lambda w, t, cl=False: ours(w, t, "reference"),
     "snntorch": snntorch_net,
     "spikingjelly": spikingjelly_net,
 }
 PEERS = ("snntorch", "spikingjelly")
+# Layouts a peer runs in: its documented default, and what a careful user would do (channels-last for conv nets;
+# the precision of a careful run is chosen in main: bf16 autocast where the hardware has bf16).
+LAYOUTS = ("default", "careful")
 
 
 def _sync(device: torch.device) -> None:
@@ -245,14 +263,18 @@ def saved_bytes(forward: Callable[[], object]) -> int:
 
 
 def measure(workload: str, path: str, device: torch.device, precision: str, seconds: float,
-            timesteps: int) -> dict[str, float]:
+            timesteps: int, layout: str = "default") -> dict[str, float]:
     """Run one path's training steps for ``seconds``; return samples/s and memory (see the docstring)."""
     torch.manual_seed(0)
     shape, _, batch, _ = WORKLOADS[workload]
-    model, forward = PATHS[path](workload, timesteps)
+    channels_last = layout == "careful" and len(shape) == 3
+    model, forward = PATHS[path](workload, timesteps, channels_last)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(batch, *shape, device=device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
 
     def loss_of() -> Tensor:
@@ -289,8 +311,8 @@ def measure(workload: str, path: str, device: torch.device, precision: str, seco
     else:
         mem_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # ru_maxrss is in KiB
     saved_mb = saved_bytes(loss_of) / 2**20
-    return {"samples_per_s": steps * batch / elapsed, "first_step_s": first, "peak_mem_mb": mem_mb,
-            "saved_mb": saved_mb}
+    return {"samples_per_s": steps * batch / elapsed, "first_step_s": first, "step_s": elapsed / steps,
+            "peak_mem_mb": mem_mb, "saved_mb": saved_mb}
 
 
 def peak_gflops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
@@ -307,17 +329,26 @@ def peak_gflops(device: torch.device, precision: str, seconds: float = 1.0) -> f
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
+# Every on-disk compile cache torch, Triton and CUDA keep: pointed at a fresh folder, a child's first step pays
+# a cold compile, as a user's first run on a new machine (or after an upgrade) does.
+CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "PYTORCH_KERNEL_CACHE_PATH", "CUDA_CACHE_PATH")
+
+
 def _child(args: argparse.Namespace, workload: str, path: str, precision: str,
-           timesteps: int | None = None) -> dict[str, float] | None:
+           timesteps: int | None = None, layout: str = "default") -> dict[str, float] | None:
+    """One measurement in a fresh process with empty compile caches; adds ``compiled``: did anything compile."""
     timesteps = timesteps or WORKLOADS[workload][1]
-    cmd = [sys.executable, __file__, "--child", f"{workload}:{path}:{timesteps}", "--device", args.device,
+    cmd = [sys.executable, __file__, "--child", f"{workload}:{path}:{timesteps}:{layout}", "--device", args.device,
            "--precision", precision, "--seconds", str(args.seconds), "--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="throughput_cache_") as cache:
+        env = {**os.environ, **{var: str(Path(cache) / var.lower()) for var in CACHE_VARS}}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        compiled = any(p.is_file() for p in Path(cache).rglob("*"))
     if proc.returncode != 0:
-        print(f"# workload={workload} path={path} precision={precision} failed: "
+        print(f"# workload={workload} path={path} layout={layout} precision={precision} failed: "
               f"{proc.stderr.strip().splitlines()[-1:]}", flush=True)
         return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "compiled": compiled}
 
 
 def accuracy_check(device: str, epochs: int) -> dict[str, float]:
@@ -349,7 +380,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 = torch's default")
     parser.add_argument("--compare-peers", action="store_true", help="also time snnTorch and SpikingJelly")
-    parser.add_argument("--memory-timesteps", type=int, default=8, help="T of the fast-vs-reference memory lines")
+    parser.add_argument("--memory-timesteps", type=int, default=8,
+                        help="T of the fast-vs-reference memory lines; 0 = skip")
     parser.add_argument("--accuracy-epochs", type=int, default=5, help="digits epochs per precision; 0 = skip")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,8 +391,8 @@ def main() -> None:
     if args.child:
         if device.type == "cpu":
             tune_cpu_allocator()  # as the trainer does; for every path, peers included, so ratios compare the SNNs
-        workload, path, timesteps = args.child.split(":")
-        print(json.dumps(measure(workload, path, device, args.precision, args.seconds, int(timesteps))))
+        workload, path, timesteps, layout = args.child.split(":")
+        print(json.dumps(measure(workload, path, device, args.precision, args.seconds, int(timesteps), layout)))
         return
 
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
@@ -368,39 +400,52 @@ def main() -> None:
     print(f"# device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"hardware_bf16={'yes' if fast_bf16 else 'no'}", flush=True)
     peers = _installed_peers() if args.compare_peers else []
-    peak = {p: peak_gflops(device, p) for p in precisions}
+    careful = list(dict.fromkeys([*precisions, *(["bf16"] if fast_bf16 else [])]))  # a careful user's precisions
+    peak = {p: peak_gflops(device, p) for p in (careful if peers else precisions)}
     workloads = ["conv", "mlp"] if args.workload == "all" else [args.workload]
-    results: dict[tuple[str, str, str], dict[str, float]] = {}
+    results: dict[tuple[str, str, str, str], dict[str, float]] = {}  # (workload, path, precision, layout)
     for workload in workloads:
-        _, timesteps, _, _ = WORKLOADS[workload]
+        shape, timesteps, _, _ = WORKLOADS[workload]
         flops_per_sample = 6 * nominal_macs(workload) * timesteps
-        for precision in precisions:
-            for path in ["naive", "fast", "reference", *peers]:
-                result = _child(args, workload, path, precision)
-                if result is not None:
-                    results[workload, path, precision] = result
-        best_peer = max(((r["samples_per_s"], f"{p}@{q}") for (w, p, q), r in results.items()
+        runs = [(path, precision, "default") for precision in precisions for path in ["naive", "fast", "reference",
+                                                                                    *peers]]
+        # Without channels a careful run is a default run: only a precision not run yet adds anything.
+        runs += [(peer, precision, "careful") for precision in careful for peer in peers
+                 if len(shape) == 3 or precision not in precisions]
+        for path, precision, layout in runs:
+            result = _child(args, workload, path, precision, layout=layout)
+            if result is not None:
+                results[workload, path, precision, layout] = result
+        best_peer = max(((r["samples_per_s"], f"{p}@{q}/{lay}") for (w, p, q, lay), r in results.items()
                          if w == workload and p in peers), default=None)
+        for path, precision, layout in runs:
+            r = results.get((workload, path, precision, layout))
+            if r is None:
+                continue
+            naive = results.get((workload, "naive", precision, "default"))
+            rate = r["samples_per_s"]
+            line = f"workload={workload} path={path} "
+            line += f"layout={layout} " if path in peers else ""
+            line += f"precision={precision} samples_per_s={rate:.1f} first_step_s={r['first_step_s']:.2f} "
+            if naive is not None:
+                line += f"ratio_naive={rate / naive['samples_per_s']:.2f} "
+            if best_peer is not None:
+                line += f"ratio_peer={rate / best_peer[0]:.2f} "
+            line += (f"gflops={rate * flops_per_sample / 1e9:.1f} peak_gflops={peak[precision]:.1f} "
+                     f"saved_mb={r['saved_mb']:.1f} peak_mem_mb={r['peak_mem_mb']:.0f} "
+                     f"compiled={'yes' if r['compiled'] else 'no'}")
+            print(line, flush=True)
         for precision in precisions:
-            naive = results.get((workload, "naive", precision))
-            for path in ["naive", "fast", "reference", *peers]:
-                r = results.get((workload, path, precision))
-                if r is None:
-                    continue
-                rate = r["samples_per_s"]
-                line = (f"workload={workload} path={path} precision={precision} samples_per_s={rate:.1f} "
-                        f"first_step_s={r['first_step_s']:.2f} ")
-                if naive is not None:
-                    line += f"ratio_naive={rate / naive['samples_per_s']:.2f} "
-                if best_peer is not None:
-                    line += f"ratio_peer={rate / best_peer[0]:.2f} "
-                line += (f"gflops={rate * flops_per_sample / 1e9:.1f} peak_gflops={peak[precision]:.1f} "
-                         f"saved_mb={r['saved_mb']:.1f} peak_mem_mb={r['peak_mem_mb']:.0f}")
-                print(line, flush=True)
+            r = results.get((workload, "fast", precision, "default"))
+            if r is not None:
+                print(f"compile workload={workload} path=fast precision={precision} cache=cold "
+                      f"first_step_s={r['first_step_s']:.2f} step_s={r['step_s']:.4f} "
+                      f"first_step_overhead_s={r['first_step_s'] - r['step_s']:.2f} "
+                      f"compiled={'yes' if r['compiled'] else 'no'}", flush=True)
         if best_peer is not None:
             print(f"# workload={workload} fastest_peer={best_peer[1]} samples_per_s={best_peer[0]:.1f}", flush=True)
 
-    for workload in workloads:
+    for workload in workloads if args.memory_timesteps > 0 else []:
         for precision in precisions:
             mem = {path: _child(args, workload, path, precision, args.memory_timesteps)
                    for path in ("fast", "reference")}
@@ -422,14 +467,15 @@ def main() -> None:
         passing += ["bf16"] if ok else []
     targets = {"conv": 2.5, "mlp": 2.0}
     for workload in workloads:
-        candidates = [(results[workload, "fast", p]["samples_per_s"], p) for p in precisions
-                      if p in passing and (workload, "fast", p) in results]
+        candidates = [(results[workload, "fast", p, "default"]["samples_per_s"], p) for p in precisions
+                      if p in passing and (workload, "fast", p, "default") in results]
         if not candidates:
             continue
         rate, precision = max(candidates)
-        against = [(r["samples_per_s"], f"{p}@{q}") for (w, p, q), r in results.items() if w == workload and p in peers]
+        against = [(r["samples_per_s"], f"{p}@{q}/{lay}") for (w, p, q, lay), r in results.items()
+                   if w == workload and p in peers]
         if not against:
-            against = [(r["samples_per_s"], f"naive@{q}") for (w, p, q), r in results.items()
+            against = [(r["samples_per_s"], f"naive@{q}") for (w, p, q, _), r in results.items()
                        if w == workload and p == "naive"]
         base = max(against)
         ratio = rate / base[0]

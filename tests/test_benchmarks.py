@@ -1,0 +1,55 @@
+"""The benchmark scripts as a user starts them: gpu_check.sh parses and refuses a machine without a GPU in one line,
+and the Python benchmarks accept the flags gpu_check.sh passes them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_CHECK = ROOT / "benchmarks" / "gpu_check.sh"
+
+
+def _gpu_check(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "CUDA_VISIBLE_DEVICES": "",  # no GPU, even on a GPU machine
+           "GPU_CHECK_WHEELS": str(tmp_path / "no_wheels"), "GPU_CHECK_SITE": str(tmp_path / "site")}
+    return subprocess.run(["bash", str(GPU_CHECK), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_gpu_check_is_valid_bash() -> None:
+    proc = subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_gpu_check_without_gpu_exits_with_one_line(tmp_path: Path) -> None:
+    proc = _gpu_check(tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    assert proc.stderr.strip() == "gpu_check: no CUDA GPU found (torch.cuda.is_available() is False)"
+    assert not (tmp_path / "site").exists()  # nothing installed before the GPU is checked
+
+
+def test_gpu_check_unknown_argument_is_a_usage_error(tmp_path: Path) -> None:
+    proc = _gpu_check("--gpus", tmp_path=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown argument '--gpus'" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("script", ["trainer_throughput.py", "population.py"])
+def test_python_benchmarks_take_the_flags_gpu_check_passes(script: str) -> None:
+    """Every --flag gpu_check.sh gives a Python benchmark is one that benchmark's --help lists."""
+    text = GPU_CHECK.read_text()
+    call = re.search(rf"benchmarks/{re.escape(script)}(.*?)\n\n", text, re.S)
+    assert call is not None, f"gpu_check.sh does not run {script}"
+    flags = set(re.findall(r"(--[a-z][a-z-]+)", call.group(1)))
+    assert flags
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert flags <= set(re.findall(r"(--[a-z][a-z-]+)", proc.stdout))
