@@ -20,7 +20,7 @@ import pytest
 
 from helpers import cli, write_study
 from sparsity_search.api import open_study
-from sparsity_search.plots import plot_pareto
+from sparsity_search.plots import plot_pareto, save_plot
 from sparsity_search.report import gather
 from sparsity_search.report.data import NEAR_BASELINE_POINTS
 from sparsity_search.report.figures import pareto_figure
@@ -183,12 +183,15 @@ def test_screenshot_of_the_report_is_not_blank(mixed, tmp_path):
     assert front_blue.sum() >= 50
 
 
-@pytest.mark.parametrize("kind", ["pareto", "history", "curves", "layers"])
-def test_plot_kinds_write_images(mixed, kind, tmp_path):
-    folder, _, _ = mixed
-    png = tmp_path / f"{kind}.png"
-    cli("plot", "mixed", "--results", folder / "r", "--kind", kind, "-o", png, check=True)
+def test_plot_kinds_write_images(mixed, tmp_path):
+    folder, study, _ = mixed
+    png = tmp_path / "curves.png"
+    cli("plot", "mixed", "--results", folder / "r", "--kind", "curves", "-o", png, check=True)
     assert png.read_bytes().startswith(b"\x89PNG")
+    data = gather(study)
+    for kind in ("pareto", "history", "layers"):
+        save_plot(data, kind, tmp_path / f"{kind}.svg")
+        assert (tmp_path / f"{kind}.svg").read_text().lstrip().startswith("<?xml")
 
 
 @pytest.mark.parametrize("args,needle", [
