@@ -131,7 +131,7 @@ def gather(study: "Study") -> ReportData:
     return ReportData(study_name=spec.name, backend=spec.backend, accuracy=acc, cost=cost, trials=table,
                       front=front, baseline=base, answers=_answers(study) if has_done else {}, hv_history=hv,
                       histories=histories, layers={n: layer_spikes(r) for n, r in histories.items()},
-                      params=params, summary=_summary(study, table), min_accuracy=min_acc)
+                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc)
 
 
 def _to_x(values: Any, base: dict[str, Any] | None, cost: str) -> Any:
@@ -162,7 +162,7 @@ def _answers(study: "Study") -> dict[str, int | None]:
     return out
 
 
-def _summary(study: "Study", table: pd.DataFrame) -> list[tuple[str, str]]:
+def _summary(study: "Study", table: pd.DataFrame, base: dict[str, Any] | None) -> list[tuple[str, str]]:
     spec = study.spec
     fixed = spec.fixed()
     counts = table["state"].value_counts().to_dict()
@@ -184,7 +184,6 @@ def _summary(study: "Study", table: pd.DataFrame) -> list[tuple[str, str]]:
              f"{stopping.kind} (min_epochs {stopping.min_epochs}, reduction factor {stopping.reduction_factor})"),
             ("budget", budget), ("trials", f"{len(table)} ({states})" if len(table) else "none yet"),
             ("backend", f"{spec.backend}, storage {study.settings.storage}")]
-    base = study.baseline()
     if base is not None:
         rows.append(("baseline (lambda = 0)", f"trial {base['trial']}: {spec.accuracy_metric} "
                      f"{100 * base[spec.accuracy_metric]:.2f} %, {spec.cost_metric} {base[spec.cost_metric]:.4g}"))

@@ -18,7 +18,8 @@ from .data import NEAR_BASELINE_POINTS, ReportData
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
            "#d62728")
 FRONT, BASELINE, INFEASIBLE = "#1f77b4", "#111111", "#d62728"
-LAYOUT = dict(template="plotly_white", margin=dict(l=70, r=20, t=50, b=60), hovermode="closest",
+# No figure titles: the page's headings name each figure.
+LAYOUT = dict(template="plotly_white", margin=dict(l=70, r=20, t=40, b=60), hovermode="closest",
               legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), font=dict(family="sans-serif"))
 
 
@@ -79,8 +80,7 @@ def pareto_figure(d: ReportData, full_range: bool = False) -> go.Figure:
                       annotation_text=f"min {d.accuracy.replace('_', ' ')} {100 * d.min_accuracy:.1f} %",
                       annotation_position="bottom right", annotation_font_color=INFEASIBLE)
         fig.add_hrect(y0=limit, y1=d.y_floor(), fillcolor=INFEASIBLE, opacity=0.07, line_width=0, layer="below")
-    fig.update_layout(**LAYOUT, title=f"{d.study_name}: accuracy against spiking activity",
-                      xaxis_title=d.x_label(), yaxis_title=d.y_label(), height=560)
+    fig.update_layout(**LAYOUT, xaxis_title=d.x_label(), yaxis_title=d.y_label(), height=560)
     fig.update_layout(margin={**LAYOUT["margin"], "b": 110})
     if not d.relative:
         fig.update_xaxes(type="log")
@@ -96,9 +96,12 @@ def _mark_answers(d: ReportData, fig: go.Figure) -> None:
     if not labels:
         return
     rows = d.trials.set_index("trial").loc[list(labels)].reset_index()
+    window = d.x_range(False) or (float(d.trials["x"].min()), float(d.trials["x"].max()))
+    middle = (window[0] + window[1]) / 2  # labels point inwards, away from the plot's edges
     fig.add_trace(go.Scatter(x=rows["x"], y=rows["y"], mode="markers+text", name="query answers",
                              marker=dict(size=22, symbol="circle-open", color="#2ca02c", line=dict(width=2.5)),
-                             text=[", ".join(labels[int(n)]) for n in rows["trial"]], textposition="top right",
+                             text=[", ".join(labels[int(n)]) for n in rows["trial"]],
+                             textposition=["top left" if x > middle else "top right" for x in rows["x"]],
                              textfont=dict(color="#2ca02c", size=12), customdata=rows["trial"].astype(int),
                              hovertext=[f"{', '.join(labels[int(r['trial'])])}<br>{hover_text(d, r)}"
                                         for _, r in rows.iterrows()],
@@ -129,7 +132,7 @@ def history_figure(d: ReportData) -> go.Figure:
         x=list(range(1, len(trials) + 1)), y=[v for _, v in d.hv_history], mode="lines+markers",
         line=dict(shape="hv", color=FRONT), customdata=trials, name="hypervolume",
         hovertemplate="after trial %{customdata} (%{x} complete)<br>hypervolume %{y:.5g}<extra></extra>"))
-    fig.update_layout(**LAYOUT, title="hypervolume history", xaxis_title="complete trials",
+    fig.update_layout(**LAYOUT, xaxis_title="complete trials",
                       yaxis_title="hypervolume", showlegend=False)
     return fig
 
@@ -157,8 +160,7 @@ def curves_figure(d: ReportData) -> go.Figure:
                 name=f"trial {n}", legendgroup=str(n), showlegend=i == 0, customdata=[n] * len(rows),
                 line=dict(color=colour, dash="dash" if colour == BASELINE else "solid"), marker=dict(size=5),
                 hovertemplate=f"trial {n}<br>epoch %{{x}}<br>{key}: %{{y:.4g}}<extra></extra>"), row=i + 1, col=1)
-    fig.update_layout(**{**LAYOUT, "legend": dict(orientation="v", x=1.02, y=1)}, height=720,
-                      title="per-epoch curves of the front's trials (click a legend entry to hide a trial)")
+    fig.update_layout(**{**LAYOUT, "legend": dict(orientation="v", x=1.02, y=1)}, height=720)
     fig.update_xaxes(title_text="epoch", row=len(panels), col=1)
     return fig
 
@@ -172,6 +174,6 @@ def layers_figure(d: ReportData) -> go.Figure:
                              customdata=[n] * len(layers),
                              hovertemplate=f"trial {n}<br>layer %{{x}}<br>%{{y:.4g}} spikes per sample<extra></extra>"))
     fig.update_layout(**{**LAYOUT, "legend": dict(orientation="v", x=1.02, y=1)}, barmode="group",
-                      title="spikes per sample by layer (front trials)", xaxis_title="spiking layer",
+                      xaxis_title="spiking layer",
                       yaxis_title="spikes per sample")
     return fig

@@ -15,15 +15,16 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions":
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fff}
 header{background:#1f3b57;color:#fff;padding:18px 28px}header h1{margin:0;font-size:1.6em}
-header p{margin:6px 0 0;opacity:.85}main{padding:8px 28px 40px;max-width:1200px}
+header p{margin:6px 0 0;opacity:.85}main{padding:8px 28px 40px;max-width:1400px}
 h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
 .card{border:1px solid #d8dee4;border-radius:8px;padding:10px 14px;min-width:170px;background:#f7f9fb}
 .card b{display:block;font-size:1.25em;margin-top:2px}.card span{color:#555;font-size:.85em}
-table{border-collapse:collapse;font-size:.88em;margin:8px 0}th,td{border:1px solid #d8dee4;padding:4px 8px}
+.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.88em;margin:8px 0}
+th,td{border:1px solid #d8dee4;padding:4px 8px;white-space:nowrap}
 th{background:#eef2f6;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.picked td{background:#fff3bf}tr.infeasible td{color:#a33}.hint{color:#666;font-size:.85em}
-.summary th{width:190px;vertical-align:top}details summary{cursor:pointer;margin:8px 0}
+.summary th{width:190px;vertical-align:top}.summary td{white-space:normal}details summary{cursor:pointer;margin:8px 0}
 """
 # A click on any point scrolls to that trial's row (opening the all-trials table if needed) and highlights it.
 CLICK_JS = """
@@ -62,9 +63,14 @@ def render(d: ReportData, full_range: bool = False) -> str:
              "its row below. The buttons switch between the near-baseline view and the full range.</p>",
              divs["front"], "<h2>Front trials</h2>", _front_table(d)]
     if "history" in divs:
-        parts += ["<h2>Search progress</h2>", divs["history"]]
+        parts += ["<h2>Search progress</h2><p class='hint'>Hypervolume of the front after each complete trial "
+                  "(fixed reference point): flat stretches are trials that did not improve the front.</p>",
+                  divs["history"]]
     if "curves" in divs:
-        parts += ["<h2>Front trials per epoch</h2>", divs["curves"], "<h2>Front trials per layer</h2>", divs["layers"]]
+        parts += ["<h2>Front trials per epoch</h2><p class='hint'>Validation accuracy, spikes per sample and λ(t) "
+                  "of the front's trials, baseline dashed; click a legend entry to hide a trial.</p>", divs["curves"],
+                  "<h2>Front trials per layer</h2><p class='hint'>Spikes per sample of each spiking layer at the "
+                  "last epoch (validation split).</p>", divs["layers"]]
     parts += ["<h2>Study</h2>", _summary_table(d),
               f"<details><summary>All trials ({len(d.trials)})</summary>{_all_table(d)}</details>",
               f"</main><script>{CLICK_JS}</script></body></html>"]
@@ -99,7 +105,10 @@ def _cards(d: ReportData) -> str:
             cards.append((label, "none", "no front trial qualifies"))
             continue
         r = rows.loc[trial]
-        value = (f"{r['x']:.1f} % fewer" if d.relative else f"{r[d.cost]:.4g}")
+        if r["is_baseline"]:
+            cards.append((label, "the baseline", f"trial {trial}: no cheaper front trial qualifies"))
+            continue
+        value = (f"{r['x']:.1f} % fewer {d.cost.split('_')[0]}" if d.relative else f"{r[d.cost]:.4g}")
         detail = f"trial {trial} · " + (f"{r['y']:+.2f} pt accuracy" if d.relative else f"{100 * r[d.accuracy]:.2f} %")
         cards.append((label, value, detail))
     return "<div class='cards'>" + "".join(
@@ -138,12 +147,12 @@ def _table(d: ReportData, rows: pd.DataFrame, id_prefix: str, extra: list[str]) 
     for _, r in rows.iterrows():
         n = int(r["trial"])
         tags = {"state": r["state"].lower(), "feasible": "yes" if r.get("is_feasible", True) else "no",
-                "answers": ", ".join(answers.get(n, [])) + (" baseline" if r.get("is_baseline") else "")}
-        cells = [f"<td class='num'>{n}</td>", *(f"<td>{e(tags[x].strip())}</td>" for x in extra)]
+                "answers": ", ".join((["baseline"] if r.get("is_baseline") else []) + answers.get(n, []))}
+        cells = [f"<td class='num'>{n}</td>", *(f"<td>{e(tags[x])}</td>" for x in extra)]
         cells += [f"<td class='num'>{e(_cell(r, c, spec))}</td>" for c, _, spec in cols]
         cls = "" if r.get("is_feasible", True) else " class='infeasible'"
         body.append(f"<tr id='{id_prefix}-{n}'{cls}>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def _front_table(d: ReportData) -> str:
