@@ -37,7 +37,7 @@ def plot_pareto(d: ReportData, full_range: bool = False) -> Figure:
         ax.scatter(pruned["x"], pruned["y"], s=16, facecolors="none", edgecolors="0.7",
                    label="pruned (epoch reached)")
     front = d.front.sort_values("x")
-    ax.step(front["x"], front["y"], where="pre", color=FRONT, lw=1.3)
+    ax.step(front["x"], front["y"], where="pre" if d.relative else "post", color=FRONT, lw=1.3)
     ax.scatter(front["x"], front["y"], s=36, color=FRONT, label="Pareto front", zorder=3)
     base = t[t["is_baseline"] & (t["state"] == "COMPLETE")]
     if len(base):

@@ -188,6 +188,8 @@ def test_plot_kinds_write_images(mixed, tmp_path):
     png = tmp_path / "curves.png"
     cli("plot", "mixed", "--results", folder / "r", "--kind", "curves", "-o", png, check=True)
     assert png.read_bytes().startswith(b"\x89PNG")
+    cli("plot", "mixed", "--results", folder / "r", "--full-range", "-o", tmp_path / "front.png", check=True)
+    assert (tmp_path / "front.png").read_bytes().startswith(b"\x89PNG")
     data = gather(study)
     for kind in ("pareto", "history", "layers"):
         save_plot(data, kind, tmp_path / f"{kind}.svg")

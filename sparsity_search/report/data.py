@@ -123,8 +123,9 @@ def gather(study: "Study") -> ReportData:
     front = table.set_index("trial").loc[order].reset_index()
     hv: list[tuple[int, float]] = []
     if has_done:
-        values = study.hypervolume_history()
-        hv = [(int(t), float(v)) for t, v in zip(complete["trial"].tolist()[-len(values):], values)]
+        values = study.hypervolume_history()  # one value per complete trial (or per feasible one)
+        counted = complete if len(values) == len(complete) else complete[complete["is_feasible"]]
+        hv = [(int(t), float(v)) for t, v in zip(counted["trial"], values)]
     shown = set(front["trial"].astype(int)) | ({int(base["trial"])} if base is not None else set())
     histories = epoch_histories(study, shown)
     params = [c for c in table.columns if c.startswith("params_")]

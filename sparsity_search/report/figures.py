@@ -66,9 +66,9 @@ def pareto_figure(d: ReportData, full_range: bool = False) -> go.Figure:
     pruned = t[t["state"] == "PRUNED"]
     if len(pruned):
         fig.add_trace(_points(d, pruned, "pruned (epoch reached)", color="#b0b0b0", size=7, symbol="circle-open"))
-    front = d.front.sort_values("x")
+    front = d.front.sort_values("x")  # the line bounds what the front dominates: better is up and right (left)
     fig.add_trace(go.Scatter(x=front["x"], y=front["y"], mode="lines", line=dict(color=FRONT, width=1.5,
-                             shape="vh"), hoverinfo="skip", showlegend=False))
+                             shape="vh" if d.relative else "hv"), hoverinfo="skip", showlegend=False))
     fig.add_trace(_points(d, front, "Pareto front", color=FRONT, size=11, line=dict(color="white", width=1)))
     base = t[t["is_baseline"] & (t["state"] == "COMPLETE")]
     if len(base):

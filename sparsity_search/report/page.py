@@ -60,7 +60,8 @@ def render(d: ReportData, full_range: bool = False) -> str:
              f"<p>{e(_status_line(d))} · generated {e(d.generated)} by sparsity-search</p></header><main>",
              _cards(d),
              "<h2>Pareto front</h2><p class='hint'>Hover a point for its trial and parameters; click it to jump to "
-             "its row below. The buttons switch between the near-baseline view and the full range.</p>",
+             "its row below." + (" The buttons under the plot switch between the near-baseline view and the full "
+                                 "range." if d.relative else "") + "</p>",
              divs["front"], "<h2>Front trials</h2>", _front_table(d)]
     if "history" in divs:
         parts += ["<h2>Search progress</h2><p class='hint'>Hypervolume of the front after each complete trial "
@@ -80,7 +81,9 @@ def render(d: ReportData, full_range: bool = False) -> str:
 def _status_line(d: ReportData) -> str:
     counts = d.trials["state"].value_counts().to_dict()
     done = ", ".join(f"{v} {k.lower()}" for k, v in counts.items())
-    return f"{d.backend} backend · {len(d.trials)} trials ({done or 'none yet'})"
+    summary = dict(d.summary)
+    return (f"{summary['dataset']} · {summary['model']} · {d.accuracy} against {d.cost} · {d.backend} backend · "
+            f"{len(d.trials)} trials ({done or 'none yet'})")
 
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
@@ -102,13 +105,15 @@ def _cards(d: ReportData) -> str:
     rows = d.trials.set_index("trial")
     for label, trial in d.answers.items():
         if trial is None:
-            cards.append((label, "none", "no front trial qualifies"))
+            cards.append((label, "none", "no front trial qualifies" if d.relative or label == "knee" else
+                          "needs the lambda = 0 baseline"))
             continue
         r = rows.loc[trial]
         if r["is_baseline"]:
             cards.append((label, "the baseline", f"trial {trial}: no cheaper front trial qualifies"))
             continue
-        value = (f"{r['x']:.1f} % fewer {d.cost.split('_')[0]}" if d.relative else f"{r[d.cost]:.4g}")
+        value = (f"{r['x']:.1f} % fewer {d.cost.split('_')[0]}" if d.relative else
+                 f"{r[d.cost]:.4g} {d.cost.replace('_', ' ')}")
         detail = f"trial {trial} · " + (f"{r['y']:+.2f} pt accuracy" if d.relative else f"{100 * r[d.accuracy]:.2f} %")
         cards.append((label, value, detail))
     return "<div class='cards'>" + "".join(
