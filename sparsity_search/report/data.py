@@ -99,12 +99,14 @@ class ReportData:
 
 def feasible(table: pd.DataFrame, accuracy: str, min_accuracy: float | None) -> pd.Series:
     """Which trials meet the study's constraints: the table's ``is_feasible`` column when the table has one,
-    else accuracy >= ``constraints.min_accuracy`` (every trial when there is no constraint)."""
+    else accuracy >= ``constraints.min_accuracy`` for complete trials (a pruned or running trial's accuracy is
+    not final, so only complete ones are judged; every trial is feasible without a constraint)."""
     if "is_feasible" in table:
         return table["is_feasible"].fillna(False).astype(bool)
     if min_accuracy is None:
         return pd.Series(True, index=table.index)
-    return (table[accuracy].astype(float) >= min_accuracy - 1e-9).fillna(False)
+    below = table[accuracy].astype(float) < min_accuracy - 1e-9
+    return ~(below & (table["state"] == "COMPLETE"))
 
 
 def gather(study: "Study") -> ReportData:

@@ -31,8 +31,8 @@ def hover_text(d: ReportData, row: pd.Series | dict[str, Any]) -> str:
     if _finite(acc):
         lines.append(f"{d.accuracy}: {100 * acc:.2f} %" + (f" ({row['y']:+.2f} pt)" if d.relative else ""))
     if _finite(cost):
-        lines.append(f"{d.cost}: {cost:.4g}" + (f" ({-row['x']:+.1f} %)" if d.relative else ""))
-    if not row.get("is_feasible", True):
+        lines.append(f"{d.cost}: {cost:.4g}" + (f" ({0.0 - row['x']:+.1f} %)" if d.relative else ""))
+    if row["state"] == "COMPLETE" and not row.get("is_feasible", True):
         lines.append("infeasible (below min accuracy)")
     for p in d.params:
         value = row.get(p)

@@ -151,11 +151,12 @@ def _table(d: ReportData, rows: pd.DataFrame, id_prefix: str, extra: list[str]) 
     body = []
     for _, r in rows.iterrows():
         n = int(r["trial"])
-        tags = {"state": r["state"].lower(), "feasible": "yes" if r.get("is_feasible", True) else "no",
+        judged = r["state"] == "COMPLETE"  # a pruned or running trial's accuracy is not final
+        tags = {"state": r["state"].lower(), "feasible": ("yes" if r["is_feasible"] else "no") if judged else "",
                 "answers": ", ".join((["baseline"] if r.get("is_baseline") else []) + answers.get(n, []))}
         cells = [f"<td class='num'>{n}</td>", *(f"<td>{e(tags[x])}</td>" for x in extra)]
         cells += [f"<td class='num'>{e(_cell(r, c, spec))}</td>" for c, _, spec in cols]
-        cls = "" if r.get("is_feasible", True) else " class='infeasible'"
+        cls = " class='infeasible'" if judged and not r["is_feasible"] else ""
         body.append(f"<tr id='{id_prefix}-{n}'{cls}>{''.join(cells)}</tr>")
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
