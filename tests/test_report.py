@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from sparsity_search.report.figures import pareto_figure
 # Every trial but the baseline trains with lambda >= 2 from the first step: a silent network at chance accuracy,
 # below min_accuracy. The first such trial reaches every MO-ASHA rung first and completes (infeasible); the later
 # ones tie with it and lose the tie-break (pruned).
-MIXED = dict(name="mixed", n_trials=5, search_space={"params": {"lambda_max": {
+MIXED = dict(n_trials=5, search_space={"params": {"lambda_max": {
     "type": "float", "low": 2.0, "high": 30.0, "log": True}}},
     train={"epochs": 3, "hidden": [32], "timesteps": 2, "batch_size": 64, "lr": 0.02, "schedule": "constant"},
     early_stopping={"kind": "moasha", "min_epochs": 1, "reduction_factor": 2}, constraints={"min_accuracy": 0.5})
@@ -88,11 +89,12 @@ def _outside_scripts(text: str) -> str:
 def mixed(tmp_path_factory):
     """A finished 5-trial Optuna study with MO-ASHA and a min_accuracy constraint, and its report."""
     folder = tmp_path_factory.mktemp("mixed")
-    study = write_study(folder, **MIXED)
+    name = f"mixed_{uuid.uuid4().hex[:8]}"  # unique: the PostgreSQL test copies it into a shared database
+    study = write_study(folder, name=name, **MIXED)
     cli("launch", study, "--results", folder / "r", "-q", check=True)
-    out = cli("report", "mixed", "--results", folder / "r", "-o", folder / "report.html", check=True).stdout
+    out = cli("report", name, "--results", folder / "r", "-o", folder / "report.html", check=True).stdout
     assert "wrote" in out
-    return folder, open_study("mixed", results=str(folder / "r")), folder / "report.html"
+    return folder, open_study(name, results=str(folder / "r")), folder / "report.html"
 
 
 def test_mixed_study_has_what_the_report_must_show(mixed):
@@ -186,9 +188,10 @@ def test_screenshot_of_the_report_is_not_blank(mixed, tmp_path):
 def test_plot_kinds_write_images(mixed, tmp_path):
     folder, study, _ = mixed
     png = tmp_path / "curves.png"
-    cli("plot", "mixed", "--results", folder / "r", "--kind", "curves", "-o", png, check=True)
+    cli("plot", study.spec.name, "--results", folder / "r", "--kind", "curves", "-o", png, check=True)
     assert png.read_bytes().startswith(b"\x89PNG")
-    cli("plot", "mixed", "--results", folder / "r", "--full-range", "-o", tmp_path / "front.png", check=True)
+    cli("plot", study.spec.name, "--results", folder / "r", "--full-range", "-o", tmp_path / "front.png",
+        check=True)
     assert (tmp_path / "front.png").read_bytes().startswith(b"\x89PNG")
     data = gather(study)
     for kind in ("pareto", "history", "layers"):
@@ -198,15 +201,36 @@ def test_plot_kinds_write_images(mixed, tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["report", "nosuch", "-o", "{tmp}/r.html"], "nosuch"),
-    (["report", "mixed", "-o", "{tmp}/missing/r.html"], "-o"),
-    (["report", "mixed", "-o", "{tmp}"], "-o"),
-    (["plot", "mixed", "-o", "{tmp}/front.txt"], "-o"),
+    (["report", "{name}", "-o", "{tmp}/missing/r.html"], "-o"),
+    (["report", "{name}", "-o", "{tmp}"], "-o"),
+    (["plot", "{name}", "-o", "{tmp}/front.txt"], "-o"),
 ])
 def test_bad_input_is_one_line_and_exit_2(mixed, tmp_path, args, needle):
-    folder, _, _ = mixed
-    proc = cli(*[a.format(tmp=tmp_path) for a in args], "--results", folder / "r")
+    folder, study, _ = mixed
+    proc = cli(*[a.format(tmp=tmp_path, name=study.spec.name) for a in args], "--results", folder / "r")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
     assert not list(tmp_path.glob("*.html*"))
+
+
+@pytest.mark.postgres
+def test_report_from_postgresql_given_only_the_name(mixed, tmp_path):
+    """The same trials in PostgreSQL, read back with a name and --storage only (the spec comes from the storage)."""
+    pytest.importorskip("psycopg")
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    folder, study, _ = mixed
+    url, name = "postgresql://postgres@127.0.0.1:5432/test", study.spec.name
+    optuna.copy_study(from_study_name=name, from_storage=JournalStorage(JournalFileBackend(study.settings.storage)),
+                      to_storage=url)
+    try:
+        page = tmp_path / "pg.html"
+        cli("report", name, "--storage", url, "--results", tmp_path / "elsewhere", "-o", page, check=True)
+        text = page.read_text()
+        assert set(int(n) for n in re.findall(r"<tr id='trial-(\d+)'", text)) == set(study.trials()["trial"])
+        assert 'id="fig-curves"' in text  # the per-epoch rows come from the storage too
+    finally:
+        optuna.delete_study(study_name=name, storage=url)
 
 
 def test_report_of_a_study_with_no_trials_yet(tmp_path):
