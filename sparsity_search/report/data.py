@@ -82,7 +82,10 @@ class ReportData:
             return None
         done = self.trials[self.trials["state"].isin(["COMPLETE", "PRUNED"])]
         top = float(np.nanmax(done["y"].to_numpy(dtype=float), initial=0.0))
-        return -NEAR_BASELINE_POINTS - 0.25, top + 0.6  # room for the answers' labels
+        # the query answers (the knee may lie lower) stay in view unless they are far below
+        answers = self.trials.loc[self.trials["trial"].isin([n for n in self.answers.values() if n is not None]), "y"]
+        low = min([-NEAR_BASELINE_POINTS, *[y for y in answers if y >= -3 * NEAR_BASELINE_POINTS]])
+        return low - 0.25, top + 0.6  # room for the answers' labels
 
     def x_range(self, full_range: bool) -> tuple[float, float] | None:
         """Reductions of the points inside the near-baseline window, with a margin."""
