@@ -47,9 +47,15 @@ var __consoleError = console.error;
 console.error = function () { __errors.push('console.error: ' + Array.from(arguments).join(' '));
                               __consoleError.apply(console, arguments); };
 window.addEventListener('load', function () { setTimeout(function () {
+  var row = document.querySelector('tr[id^="trial-"]'), front = document.getElementById('fig-front');
+  if (row && front && front.emit) {  // a click on a point, as plotly reports it to the page's handler
+    front.emit('plotly_click', {points: [{customdata: Number(row.id.split('-')[1])}]});
+  }
+  var picked = document.querySelector('tr.picked');
   var out = document.createElement('pre'); out.id = 'probe';
   out.textContent = JSON.stringify({errors: __errors,
     resources: performance.getEntriesByType('resource').map(function (r) { return r.name; }),
+    clicked: row ? row.id.split('-')[1] : null, picked: picked ? picked.id : null,
     plots: Array.from(document.querySelectorAll('.js-plotly-plot')).filter(function (g) {
       return g.querySelector('.main-svg'); }).length});
   document.body.appendChild(out); }, 1000); });
@@ -162,10 +168,14 @@ def test_report_loads_nothing_from_the_network(mixed):
 
 
 def test_report_renders_in_chromium_without_errors(mixed, tmp_path):
-    _, _, page = mixed
+    _, study, page = mixed
     probe = _probe(page, tmp_path)
     assert probe["errors"] == []
     assert probe["plots"] == len(FIGURES)
+    # clicking a trial's point highlights its row: in the front table if it is on the front, else in all trials
+    front = set(study.pareto()["trial"])
+    n = int(probe["clicked"])
+    assert probe["picked"] == (f"front-{n}" if n in front else f"trial-{n}")
     assert all(r.startswith(("file:", "data:", "blob:")) for r in probe["resources"]), probe["resources"]
 
 
