@@ -1,4 +1,4 @@
-"""Study subcommands: launch, resume, worker, pareto, query, plot, status. Each parses, calls the API, formats."""
+"""Study subcommands (launch, resume, worker, pareto, query, plot, report, status): parse, call the API, format."""
 
 from __future__ import annotations
 
@@ -85,11 +85,22 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-infeasible", action="store_true", help=INFEASIBLE_HELP)
     p.set_defaults(func=_query)
 
-    p = sub.add_parser("plot", help="plot the Pareto front or the hypervolume history")
+    p = sub.add_parser("plot", help="plot the front, hypervolume history, or the front trials' curves or layers")
     _locate_args(p)
-    p.add_argument("-o", "--output", metavar="FILE.png", type=output_file, required=True)
-    p.add_argument("--kind", choices=("pareto", "history"), default="pareto")
+    p.add_argument("-o", "--output", metavar="FILE.png", type=output_file, required=True, help="png, svg or pdf, by extension")
+    p.add_argument("--kind", choices=("pareto", "history", "curves", "layers"), default="pareto",
+                   help="pareto: the front against the baseline; history: hypervolume per trial; curves: "
+                        "per-epoch accuracy, spikes and lambda of the front trials; layers: their spikes per layer")
+    p.add_argument("--full-range", action="store_true",
+                   help="pareto: every trial, not only accuracy within a few points of the baseline")
     p.set_defaults(func=_plot)
+
+    p = sub.add_parser("report", help="write the study as one self-contained HTML page (opens offline)")
+    _locate_args(p)
+    p.add_argument("-o", "--output", metavar="FILE.html", type=output_file, required=True)
+    p.add_argument("--full-range", action="store_true",
+                   help="open the front on every trial, not only accuracy within a few points of the baseline")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("status", help="trial counts, baseline, hypervolume and the best trade-offs")
     _locate_args(p)
@@ -264,12 +275,39 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(args: argparse.Namespace) -> int:
-    from .plots import plot_history, plot_pareto
+def _output_file(path: Path, suffixes: tuple[str, ...]) -> Path:
+    """``-o``'s path (already checked writable by ``output_file``) if its extension is one we write."""
+    if path.suffix.lower().lstrip(".") not in suffixes:
+        raise ConfigError(f"{path}: expected a .{', .'.join(suffixes)} file", field="-o")
+    return path
 
-    study = _open(args)
-    (plot_pareto if args.kind == "pareto" else plot_history)(study, Path(args.output))
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import save_plot
+    from .report import gather
+
+    path = _output_file(args.output, ("png", "svg", "pdf"))
+    data = gather(_open(args))
+    if data.front.empty:
+        raise SparsitySearchError(f"study {data.study_name!r} has no complete trial to plot yet")
+    try:
+        save_plot(data, args.kind, path, args.full_range)
+    except OSError as exc:
+        raise ConfigError(f"{args.output}: {exc.strerror or exc}", field="-o") from None
     print(f"wrote {args.output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = _output_file(args.output, ("html", "htm"))
+    study = _open(args)
+    try:
+        size = write_report(study, path, args.full_range)
+    except OSError as exc:
+        raise ConfigError(f"{args.output}: {exc.strerror or exc}", field="-o") from None
+    print(f"wrote {args.output} ({size / 1e6:.1f} MB, opens offline)")
     return 0
 
 

@@ -6,6 +6,7 @@ Call order, for every backend:
    again), run the baseline trial first when the spec asks for one, then trials until the budget counts
    ``spec.n_trials`` finished trials (complete or pruned) or the timeout passes.
 2. ``records(spec, settings)``: every trial so far, as backend-neutral ``TrialRecord``s (during or after a run).
+3. ``histories(spec, settings, numbers)``: the per-epoch metric rows those trials reported (reports, curves).
 
 ``launch``, ``resume`` and ``worker`` are all ``run``; they differ only in ``RunSettings``.
 """
@@ -50,3 +51,7 @@ class SearchBackend(abc.ABC):
     @abc.abstractmethod
     def records(self, spec: StudySpec, settings: RunSettings) -> list[TrialRecord]:
         """All trials of the study, in any state."""
+
+    @abc.abstractmethod
+    def histories(self, spec: StudySpec, settings: RunSettings, numbers: set[int]) -> dict[int, list[dict]]:
+        """Per-epoch metric rows (epoch order) of the trials ``numbers``; a trial with none may be left out."""

@@ -20,3 +20,8 @@ class OptunaBackend(SearchBackend):
     def records(self, spec: StudySpec, settings: RunSettings) -> list[TrialRecord]:
         study = open_optuna_study(spec, settings.storage, create=False)
         return [record_from_trial(spec, t) for t in study.get_trials(deepcopy=False)]
+
+    def histories(self, spec: StudySpec, settings: RunSettings, numbers: set[int]) -> dict[int, list[dict]]:
+        study = open_optuna_study(spec, settings.storage, create=False)
+        return {t.number: [t.user_attrs[k] for k in sorted(k for k in t.user_attrs if k.startswith("epoch_"))]
+                for t in study.get_trials(deepcopy=False) if t.number in numbers}

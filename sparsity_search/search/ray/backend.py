@@ -33,7 +33,7 @@ from .. import _compat
 from .._base import RunSettings, SearchBackend
 from ..records import TrialRecord
 from ..study_file import StudySpec
-from .folders import read_trial, record_from_results
+from .folders import epoch_rows, read_trial, record_from_results
 from .scheduler import MOASHAScheduler, stopped_trials
 from .searcher import StudySearch
 from .trainable import NUMBER, TrialJob, run_trial
@@ -207,3 +207,7 @@ class RayBackend(SearchBackend):
             if record.number not in best or rank > best[record.number][0]:
                 best[record.number] = (rank, record)
         return [record for _, record in sorted(best.values(), key=lambda item: item[1].number)]
+
+    def histories(self, spec: StudySpec, settings: RunSettings, numbers: set[int]) -> dict[int, list[dict]]:
+        experiment = settings.results_dir / EXPERIMENT
+        return epoch_rows(experiment, numbers) if experiment.is_dir() else {}

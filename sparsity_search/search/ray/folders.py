@@ -98,3 +98,19 @@ def record_from_results(spec: StudySpec, config: dict[str, Any], rows: list[dict
     return TrialRecord(number=int(config[NUMBER]), state=state, is_baseline=baseline, params=params,
                        metrics=metrics, epochs=epochs, fail_reason=reason if state == "FAIL" else "",
                        duration_s=last.get("time_total_s"), config=used)
+
+
+def epoch_rows(experiment: Path, numbers: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """The per-epoch rows of the trials ``numbers``; a trial run again after a killed driver has two folders, and
+    the one with more epochs wins."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for folder in sorted(experiment.iterdir()):
+        try:
+            number = int(json.loads((folder / "params.json").read_text())[NUMBER])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if number in numbers:
+            rows = [r for r in read_results(folder / "result.json") if "epoch" in r and not r.get(FINAL)]
+            if len(rows) > len(found.get(number, [])):
+                found[number] = rows
+    return found
