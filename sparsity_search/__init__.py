@@ -15,10 +15,12 @@ from .errors import ConfigError, DataError, DivergedError, SparsitySearchError
 if TYPE_CHECKING:
     from .api import open_study
     from .config import TrainConfig, load_config
+    from .report import write_report
     from .trainer import train
 
 # pydantic (behind TrainConfig) is slow to import: load it on first use too.
-_LAZY = {"train": ".trainer", "open_study": ".api", "TrainConfig": ".config", "load_config": ".config"}
+_LAZY = {"train": ".trainer", "open_study": ".api", "TrainConfig": ".config", "load_config": ".config",
+         "write_report": ".report"}
 
 
 def __getattr__(name: str) -> Any:
@@ -28,5 +30,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["ConfigError", "DataError", "DivergedError", "SparsitySearchError", "TrainConfig", "load_config",
-           "open_study", "train"]
+           "open_study", "train", "write_report"]
 __version__ = "0.1.0"

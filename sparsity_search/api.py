@@ -148,12 +148,6 @@ class Study:
         rows = table[table["is_baseline"] & (table["state"] == "COMPLETE")]
         return rows.iloc[0].to_dict() if len(rows) else None
 
-    def report(self, path: str | Path, full_range: bool = False) -> int:
-        """Write the study's report, one self-contained HTML page, to ``path``; return its size in bytes."""
-        from .report import write_report
-
-        return write_report(self, path, full_range)
-
 
 def open_study(study: str | Path, storage: str | None = None, results: str | None = None) -> Study:
     """Find a study by file, results folder or name (see ``locate``)."""

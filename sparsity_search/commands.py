@@ -275,8 +275,9 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_file(path: Path, suffixes: tuple[str, ...]) -> Path:
+def _output_file(text: str, suffixes: tuple[str, ...]) -> Path:
     """``-o``'s path (already checked writable by ``output_file``) if its extension is one we write."""
+    path = Path(text)
     if path.suffix.lower().lstrip(".") not in suffixes:
         raise ConfigError(f"{path}: expected a .{', .'.join(suffixes)} file", field="-o")
     return path

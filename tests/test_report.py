@@ -22,7 +22,7 @@ import pytest
 from helpers import cli, write_study
 from sparsity_search.api import open_study
 from sparsity_search.plots import plot_pareto, save_plot
-from sparsity_search.report import gather
+from sparsity_search.report import gather, write_report
 from sparsity_search.report.data import NEAR_BASELINE_POINTS
 from sparsity_search.report.figures import pareto_figure
 
@@ -250,7 +250,7 @@ def test_report_of_a_study_with_no_trials_yet(tmp_path):
     spec, settings = locate(write_study(tmp_path, name="empty", backend="ray"), results=str(tmp_path / "r"))
     write_snapshot(spec, settings.results_dir)
     page = tmp_path / "empty.html"
-    size = open_study("empty", results=str(tmp_path / "r")).report(page)
+    size = write_report(open_study("empty", results=str(tmp_path / "r")), page)
     text = page.read_text()
     assert size == page.stat().st_size and 'id="fig-front"' in text and "No complete trial yet" in text
     assert "fig-curves" not in text
