@@ -170,6 +170,7 @@ def _check_run_flags(args: argparse.Namespace, spec: Any, device: str) -> None:
 
 def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     from .api import locate
+    from .search import check_population
 
     spec, settings = locate(args.study, args.storage, args.results)
     if getattr(args, "backend", None):
@@ -183,8 +184,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent", "population"):
         if getattr(args, name, None) is not None:
             setattr(settings, name, getattr(args, name))
-    if (settings.population or 1) > 1 and spec.backend == "ray":
-        raise ConfigError("population training runs on the optuna backend only", field="--population")
+    check_population(spec.backend, settings.population, "--population")
     for name, limit in RUN_LIMITS.items():
         value, (op, bound) = getattr(settings, name), limit.split()
         if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):

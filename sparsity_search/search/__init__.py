@@ -17,7 +17,7 @@ from typing import Any
 from ._base import RunSettings, SearchBackend
 from .records import TrialRecord, trials_table
 from .space import SearchSpace, load_space
-from .study_file import DEFAULT_RESULTS, StudySpec, load_study_file, parse_study
+from .study_file import DEFAULT_RESULTS, StudySpec, check_population, load_study_file, parse_study
 
 BACKENDS = ("optuna", "ray")
 
@@ -55,5 +55,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["BACKENDS", "DEFAULT_RESULTS", "RunSettings", "SearchBackend", "SearchSpace", "StudySpec", "TrialRecord",
-           "default_storage_url", "get_backend", "load_space", "load_study_file", "parse_study", "run_worker",
-           "spec_in_storage", "trials_table"]
+           "check_population", "default_storage_url", "get_backend", "load_space", "load_study_file", "parse_study",
+           "run_worker", "spec_in_storage", "trials_table"]

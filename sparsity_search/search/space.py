@@ -15,20 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import FIELDS, from_dict, load_yaml
 from ..errors import ConfigError
-from ..validation import format_validation_error
+from ..validation import Strict, format_validation_error
 
 Scalar = Union[bool, int, float, str]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Param(_Strict):
+class Param(Strict):
     type: Literal["float", "int", "categorical"]
     low: float | None = None
     high: float | None = None
@@ -65,7 +61,7 @@ class Param(_Strict):
         return isinstance(value, (int, float)) and self.low <= value <= self.high  # type: ignore[operator]
 
 
-class SearchSpace(_Strict):
+class SearchSpace(Strict):
     params: dict[str, Param]
 
     @field_validator("params")

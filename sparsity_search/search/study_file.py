@@ -20,12 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..config import TrainConfig, from_dict, load_yaml
 from ..errors import ConfigError
 from ..moasha import TieBreak
-from ..validation import format_validation_error
+from ..validation import Strict, format_validation_error
 from . import _samplers
 from .space import SearchSpace, parse_space
 
@@ -40,11 +40,7 @@ OBJECTIVES: dict[str, str] = {
 DEFAULT_RESULTS = "results"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ObjectiveSpec(_Strict):
+class ObjectiveSpec(Strict):
     """One objective of a study: a metric the trainer reports, and the direction it is optimised in."""
 
     name: str
@@ -61,16 +57,16 @@ class ObjectiveSpec(_Strict):
         return self
 
 
-class Sampler(_Strict):
+class Sampler(Strict):
     name: _samplers.SamplerName = "tpe"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class Constraints(_Strict):
+class Constraints(Strict):
     min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
-class EarlyStopping(_Strict):
+class EarlyStopping(Strict):
     kind: Literal["moasha", "none"] = "none"
     min_epochs: int = Field(default=1, ge=1)
     reduction_factor: int = Field(default=3, ge=2)
@@ -78,7 +74,7 @@ class EarlyStopping(_Strict):
     tie_break: TieBreak = "hypervolume"  # inside a front: moasha.rank_records
 
 
-class Heartbeat(_Strict):
+class Heartbeat(Strict):
     """How fast a dead worker's trial is noticed: failed after ``grace_period`` s without a heartbeat, then retried."""
 
     interval: int = Field(default=5, ge=1)
@@ -91,17 +87,17 @@ class Heartbeat(_Strict):
         return self
 
 
-class Population(_Strict):
+class Population(Strict):
     size: int = Field(default=1, ge=1)
 
 
-class RaySettings(_Strict):
+class RaySettings(Strict):
     cpus_per_trial: float = Field(default=1.0, gt=0)
     max_concurrent: int | None = Field(default=None, ge=1)
     max_failures: int = Field(default=1, ge=0)
 
 
-class StudySpec(_Strict):
+class StudySpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     backend: Literal["optuna", "ray"] = "optuna"
     dataset: str | None = None
@@ -232,10 +228,14 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
         raise ConfigError(exc.reason, field=f"train.{exc.field}", source=source) from None
     spec.space().check_against({k: fixed[k] for k in spec.fixed()}, source)
     _check_sampler_options(spec, source)
-    if spec.population.size > 1 and spec.backend == "ray":
-        raise ConfigError("population training runs on the optuna backend only", field="population",
-                          source=source)
+    check_population(spec.backend, spec.population.size, "population", source)
     return spec
+
+
+def check_population(backend: str, size: int | None, field: str, source: str | None = None) -> None:
+    """The one statement of the rule: a population (K > 1 members trained as one network) is an Optuna feature."""
+    if (size or 1) > 1 and backend != "optuna":
+        raise ConfigError("population training runs on the optuna backend only", field=field, source=source)
 
 
 def load_study_file(path: str | Path) -> StudySpec:
