@@ -1,15 +1,18 @@
-"""Population training equals training each config alone (same seed: same split, batch order and Poisson draws)."""
+"""Population training equals training each config alone (same seed: same split, batch order and Poisson draws),
+step by step and after a kill and resume from the members' checkpoints."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import torch
 
 from sparsity_search import TrainConfig, train
-from sparsity_search.data import load_data
+from sparsity_search.data import DataSplits, load_data
 from sparsity_search.errors import ConfigError, DivergedError
-from sparsity_search.population import population_key, train_population
+from sparsity_search.population import PopulationNet, population_key, resumable_epoch, train_population
+from sparsity_search.snn import SpikingNet, build_model, encode, fused
 
 BASE = TrainConfig(dataset="digits", hidden=[32], channels=[4, 8], timesteps=2, epochs=3, batch_size=64,
                    threads=1, device="cpu")
@@ -91,3 +94,108 @@ def test_population_key_groups_only_compatible_configs() -> None:
     hash(key)
     with pytest.raises(ConfigError, match="population"):
         train_population([BASE, BASE.replace(seed=1)])
+
+
+@pytest.mark.parametrize("changes,compile_mode", [
+    ({"model": "mlp", "hidden": [32, 16]}, "0"),
+    ({"model": "mlp", "encoding": "poisson", "reset": "hard", "surrogate": "triangle"}, "0"),
+    ({"model": "convnet"}, "0"),
+    ({"model": "convnet", "reset": "hard", "surrogate": "arctan"}, "1"),
+])
+def test_population_net_equals_its_members_forward_and_backward(changes: dict, compile_mode: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One step of the K-member net equals the K single nets: logits, per-layer spike counts and every gradient.
+
+    Members differ in threshold, leak and surrogate slope (per-member constants in the shared kernels); compile
+    mode 1 runs the compiled kernels with the member axis and the pooling folded into the neuron.
+    """
+    monkeypatch.setenv("SPARSITY_SEARCH_COMPILE", compile_mode)
+    monkeypatch.setattr(fused, "COMPILED", fused._Compiled())
+    base = BASE.replace(**changes)
+    cfgs = [base.replace(threshold=t, beta=b, surrogate_slope=k)
+            for t, b, k in ((1.0, 0.9, 5.0), (0.7, 0.8, 2.0), (1.3, 0.95, 3.0))]
+    data = load_data(base)
+    singles = [_build(c, data) for c in cfgs]
+    net = PopulationNet([_build(c, data) for c in cfgs], cfgs)
+    x_seq = encode(data.train_x[:32], base.timesteps, base.encoding, torch.Generator().manual_seed(3))
+    upstream = torch.randn(len(cfgs), 32, data.num_classes, generator=torch.Generator().manual_seed(4))
+    logits, spikes = net(x_seq)
+    ((logits * upstream).sum() + 0.01 * spikes.sum()).backward()
+    if compile_mode == "1" and fused.COMPILED.failed:
+        pytest.skip("torch.compile cannot build here; the eager kernels are tested above")
+    assert (fused.COMPILED.forward is not None) == (compile_mode == "1")
+    assert spikes.shape == (len(singles[0].spiking_layers), len(cfgs))
+    for k, single in enumerate(singles):
+        out = single(x_seq)
+        ((out.logits * upstream[k]).sum() + 0.01 * torch.stack(out.spikes).sum()).backward()
+        torch.testing.assert_close(logits[k].detach(), out.logits.detach(), rtol=1e-4, atol=1e-5)
+        assert spikes[:, k].tolist() == pytest.approx([s.item() for s in out.spikes], rel=1e-3)
+        grads = dict(single.named_parameters())
+        for name, w in zip(net.weight_names, net.weights):
+            torch.testing.assert_close(w.grad[k], grads[name].grad, rtol=1e-3, atol=1e-5, msg=name)
+        state = net.member_state(k)
+        assert state.keys() == single.state_dict().keys()
+        assert all(torch.equal(state[n], v) for n, v in single.state_dict().items() if "num_batches" not in n)
+    assert spikes[0].unique().numel() == len(cfgs)  # the members really differ
+
+
+def _build(cfg: TrainConfig, data: DataSplits) -> SpikingNet:
+    torch.manual_seed(cfg.seed)  # as train() initialises
+    return build_model(cfg, data.input_shape, data.num_classes)
+
+
+class Killed(BaseException):
+    """Stands for the worker being killed: not an ``Exception``, so it is not one member's failure."""
+
+
+def test_killed_population_resumes_each_member_from_its_last_epoch(tmp_path) -> None:
+    cfgs = [c.replace(checkpoint_dir=str(tmp_path / str(k)), resume=True) for k, c in enumerate(members(BASE))]
+    data = load_data(BASE)
+
+    def kill_after_two(epoch: int, metrics: dict) -> None:
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_population(cfgs, [None, None, None, kill_after_two], data=data)
+    assert [resumable_epoch(c) for c in cfgs] == [2, 2, 2, 2]
+    seen: list[list[int]] = [[] for _ in cfgs]
+    resumed = train_population(cfgs, [lambda e, m, k=k: seen[k].append(e) for k in range(len(cfgs))], data=data)
+    assert seen == [[3]] * len(cfgs)  # only the last epoch ran again
+    fresh = [c.replace(checkpoint_dir="", resume=False) for c in cfgs]
+    whole = train_population(fresh, data=data)
+    for row, want in zip(resumed, whole):
+        assert row["resumed_from_epoch"] == 2 and want["resumed_from_epoch"] == 0
+        assert row["config"]["checkpoint_dir"] and {**row["config"], "checkpoint_dir": "", "resume": False} == \
+            want["config"]
+        assert row.keys() == want.keys()
+        for key in KEYS:
+            assert row[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+    # a member's checkpoint is train's: the member resumes alone from it (here: nothing left to train)
+    alone = train(cfgs[1], data=data)
+    assert alone["resumed_from_epoch"] == 3 and alone["val_accuracy"] == pytest.approx(resumed[1]["val_accuracy"])
+
+
+def test_population_resumes_from_single_checkpoints_and_rejects_mixed_epochs(tmp_path) -> None:
+    cfgs = [c.replace(checkpoint_dir=str(tmp_path / str(k)), resume=True) for k, c in enumerate(members(BASE))][:2]
+    data = load_data(BASE)
+    for cfg in cfgs:  # each trained alone for one epoch, then killed
+        _train_until(cfg, 1, data)
+    rows = train_population(cfgs, data=data)
+    for cfg, row in zip(cfgs, rows):
+        want = train(cfg.replace(checkpoint_dir="", resume=False), data=data)
+        assert row["resumed_from_epoch"] == 1
+        for key in KEYS:
+            assert row[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+    mixed = [cfgs[0], cfgs[1].replace(checkpoint_dir=str(tmp_path / "new"))]
+    with pytest.raises(ConfigError, match="same epoch"):
+        train_population(mixed, data=data)
+
+
+def _train_until(cfg: TrainConfig, epochs: int, data: DataSplits) -> None:
+    def stop(epoch: int, metrics: dict) -> None:
+        if epoch == epochs:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, stop, data=data)

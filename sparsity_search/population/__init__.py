@@ -4,8 +4,8 @@
     rows = train_population(cfgs)          # rows[k] == train(cfgs[k]) up to float rounding, or its exception
 """
 
-from ._net import PopulationLIF, PopulationNet
-from ._train import PER_MEMBER, evaluate_population, population_key, train_population
+from ._net import PopulationNet
+from ._train import PER_MEMBER, evaluate_population, population_key, resumable_epoch, train_population
 
-__all__ = ["PER_MEMBER", "PopulationLIF", "PopulationNet", "evaluate_population", "population_key",
+__all__ = ["PER_MEMBER", "PopulationNet", "evaluate_population", "population_key", "resumable_epoch",
            "train_population"]

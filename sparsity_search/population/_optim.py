@@ -3,16 +3,21 @@
 Each update repeats the ops of torch's single-tensor (CPU default) ``Adam``/``SGD`` step, with the learning rate,
 weight decay and momentum of member k applied as [K, 1, ...] tensors. Gradients of different members never mix:
 each stacked parameter's slice k only receives member k's loss gradient.
+
+Checkpoints hold each member's state in torch's own ``state_dict`` format (``member_state``, ``load_members``), as
+``train``'s optimizer would hold it, so a member's checkpoint resumes alone or in a population.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
 from ..config import TrainConfig
+from ..errors import ConfigError
+from ..training import make_optimizer
 
 BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the single trainer uses
 EPS = 1e-8
@@ -40,6 +45,37 @@ class PopulationOptimizer:
         self.params = list(params)
         self.state = [[s[keep].contiguous() for s in st] for st in self.state]
         self._set(cfgs)
+
+    def member_state(self, k: int, cfg: TrainConfig, order: Sequence[int], lr: float) -> dict[str, Any]:
+        """Member k's state as ``training.make_optimizer(cfg, ...)``'s state_dict; ``order[i]`` is the index in
+        ``params`` of the member network's i-th parameter (torch numbers the state in that order)."""
+        groups = make_optimizer(cfg, [torch.zeros(1) for _ in order], lr=lr).state_dict()["param_groups"]
+        state: dict[int, dict[str, Tensor]] = {}
+        for i, j in enumerate(order):
+            st = self.state[j]
+            if st and self.adam:
+                state[i] = {"step": torch.tensor(float(self.steps)), "exp_avg": st[0][k].clone(),
+                            "exp_avg_sq": st[1][k].clone()}
+            elif st and cfg.momentum != 0:  # torch's SGD keeps no buffer without momentum
+                state[i] = {"momentum_buffer": st[0][k].clone()}
+        return {"state": state, "param_groups": groups}
+
+    def load_members(self, states: Sequence[dict[str, Any]], order: Sequence[int]) -> None:
+        """Stack the members' states (``member_state``'s format; a checkpoint of ``train``'s is the same)."""
+        position = {j: i for i, j in enumerate(order)}
+        keys = ("exp_avg", "exp_avg_sq") if self.adam else ("momentum_buffer",)
+        if self.adam:
+            steps = {float(entry["step"]) for s in states for entry in s["state"].values()}
+            if len(steps) > 1:
+                raise ConfigError(f"the members' checkpoints were taken after different steps ({sorted(steps)})",
+                                  field="resume")
+            self.steps = int(steps.pop()) if steps else 0
+        for j, p in enumerate(self.params):
+            entries = [s["state"].get(position[j]) for s in states]
+            if all(e is None for e in entries):
+                continue
+            self.state[j] = [torch.stack([torch.zeros_like(p[0]) if e is None else e[key].to(p) for e in entries])
+                             .contiguous() for key in keys]
 
     def zero_grad(self) -> None:
         for p in self.params:

@@ -2,7 +2,7 @@
 
     rows = train_population([cfg.replace(lambda_max=l) for l in (0.5, 1, 2, 4)])
 
-Mirrors ``trainer.train`` step for step; what differs is documented here:
+Mirrors ``trainer.train`` step for step, with the same shared pieces (``training/``); what differs is documented here:
 
 * Grouping: members must share ``population_key(cfg)``. The key includes ``seed``: the seed fixes the data split
   (``load_data``), the batch order and the Poisson draws (``train``'s generator), so members with one seed see
@@ -12,8 +12,9 @@ Mirrors ``trainer.train`` step for step; what differs is documented here:
   is removed from the population; the others carry on (members never share an arithmetic op).
 * ``reports[k](epoch, metrics)`` is called after each epoch like ``train``'s ``report``; if it raises (e.g. a
   search pruning the trial), that member is removed and its entry is the exception.
-* No checkpoints: ``checkpoint_dir``/``resume`` are ignored (``resumed_from_epoch`` is 0). A search that loses a
-  population retries its trials from scratch (see ``search/_population.py``).
+* Checkpoints: each member with a ``checkpoint_dir`` gets ``train``'s checkpoint there after every epoch (the same
+  format: its own network, optimizer state and history). With ``resume``, members resume from theirs; they must
+  all have one from the same epoch, or none (``resumable_epoch`` tells which group a config belongs to).
 * ``wall_time_s`` in a member's metrics is the population's elapsed time (its members share every second).
 """
 
@@ -22,23 +23,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Hashable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import DataSplits, iterate_batches, load_data
-from ..devices import autocast, resolve_device, resolve_precision
+from ..devices import autocast
 from ..errors import ConfigError, DivergedError
 from ..loss import layer_weights
 from ..schedules import lr_factor, make_lambda_schedule
-from ..snn import build_model, encode, spike_stats
-from ..trainer import EVAL_BATCH
+from ..snn import build_model, encode
+from ..training import (Report, epoch_metrics, evaluate_members, load_checkpoint, result_row, save_checkpoint,
+                        setup)
 from ._net import PopulationNet
 from ._optim import PopulationOptimizer
 
-Report = Callable[[int, dict[str, Any]], None]
 # Fields members may differ in; every other TrainConfig field must be equal across a population.
 PER_MEMBER = ("lambda_max", "schedule", "temperature", "warmup_epochs", "layer_weights", "lr", "lr_schedule",
               "lr_step_epochs", "lr_gamma", "momentum", "weight_decay", "beta", "tau", "threshold",
@@ -59,17 +60,42 @@ def _hashable(value: Any) -> Hashable:
     return tuple(value) if isinstance(value, list) else value
 
 
+def resumable_epoch(cfg: TrainConfig) -> int:
+    """The epoch ``cfg``'s run would resume from (0: it starts afresh); configs in one population must agree."""
+    state = load_checkpoint(cfg)
+    return 0 if state is None else int(state["epoch"])
+
+
+def _resume_states(cfgs: Sequence[TrainConfig]) -> list[dict[str, Any]] | None:
+    """Every member's checkpoint, or None when no member has one; members resume together or not at all."""
+    states = [load_checkpoint(c) for c in cfgs]
+    if all(s is None for s in states):
+        return None
+    epochs = {None if s is None else s["epoch"] for s in states}
+    if len(epochs) > 1 or any(not torch.equal(s["generator"], states[0]["generator"]) for s in states):
+        raise ConfigError(f"members of one population must resume from the same epoch (checkpoints at "
+                          f"{sorted(epochs, key=str)}); group them by resumable_epoch", field="resume")
+    return states  # type: ignore[return-value]
+
+
 class _Population:
     """The live members: the stacked net and optimizer plus, per member, its config, schedule and spike weights."""
 
-    def __init__(self, cfgs: Sequence[TrainConfig], data: DataSplits, device: torch.device,
-                 steps_per_epoch: int) -> None:
+    def __init__(self, cfgs: Sequence[TrainConfig], data: DataSplits, device: torch.device, steps_per_epoch: int,
+                 states: Sequence[dict[str, Any]] | None) -> None:
         members = []
-        for cfg in cfgs:
+        for k, cfg in enumerate(cfgs):
             torch.manual_seed(cfg.seed)  # exactly train()'s initialisation of this member
             members.append(build_model(cfg, data.input_shape, data.num_classes).to(device))
+            if states is not None:
+                members[-1].load_state_dict(states[k]["model"])
         self.net = PopulationNet(members, cfgs)
         self.optimizer = PopulationOptimizer(self.net.weights, cfgs)
+        # torch numbers a member's optimizer state by its parameters' order; ours are stacked in layer order
+        names = [name for name, _ in members[0].named_parameters()]
+        self.order = [self.net.weight_names.index(name) for name in names]
+        if states is not None:
+            self.optimizer.load_members([s["optimizer"] for s in states], self.order)
         self.ids = list(range(len(cfgs)))  # positions in the caller's list
         self.cfgs = list(cfgs)
         self.schedules = [make_lambda_schedule(c, steps_per_epoch) for c in cfgs]
@@ -82,6 +108,14 @@ class _Population:
         w = [layer_weights(self.neurons, c.layer_weights) for c in self.cfgs]
         self.coef = torch.tensor([[wk[l] / n for wk in w] for l, n in enumerate(self.neurons)],
                                  dtype=torch.float32, device=self._device)
+
+    def save(self, i: int, gen: torch.Generator, epoch: int, history: list[dict[str, Any]], lr: float) -> None:
+        """Write the checkpoint of the member at position ``i``, as ``train`` would after ``epoch`` epochs."""
+        cfg = self.cfgs[i]
+        if cfg.checkpoint_dir:
+            save_checkpoint(cfg, model=self.net.member_state(i),
+                            optimizer=self.optimizer.member_state(i, cfg, self.order, lr),
+                            generator=gen.get_state(), epoch=epoch, history=history)
 
     def drop(self, positions: set[int]) -> None:
         """Remove the members at these positions of the current population."""
@@ -96,27 +130,10 @@ class _Population:
             self._set_weights()
 
 
-@torch.inference_mode()
 def evaluate_population(net: PopulationNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                         amp: torch.dtype | None) -> tuple[list[float], list[dict[str, float]]]:
     """``trainer.evaluate`` for every member: accuracies and ``spike_stats`` per member, one host sync."""
-    net.eval()
-    gen = torch.Generator(device=x.device).manual_seed(cfg.seed + 1)
-    correct = torch.zeros(net.k, device=x.device)
-    totals = torch.zeros(len(net.template.spiking_layers), net.k, device=x.device)
-    input_spikes = torch.zeros((), device=x.device)
-    for idx in iterate_batches(len(y), EVAL_BATCH, shuffle=False, generator=None, device=x.device):
-        x_seq = encode(x[idx], cfg.timesteps, cfg.encoding, gen)
-        with autocast(x.device, amp):
-            logits, spikes = net(x_seq)
-        correct += (logits.argmax(2) == y[idx]).sum(1)
-        totals += spikes.float()
-        if cfg.encoding == "poisson":
-            input_spikes += x_seq.sum()
-    n = len(y)
-    correct_l, totals_l, inp = correct.tolist(), totals.T.tolist(), float(input_spikes)
-    stats = [spike_stats(t, n, net.template, cfg.timesteps, cfg.encoding, input_spikes=inp) for t in totals_l]
-    return [c / n for c in correct_l], stats
+    return evaluate_members(net, net.template, x, y, cfg, amp)
 
 
 def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | None] | None = None,
@@ -124,7 +141,8 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     """Train ``cfgs`` (equal ``population_key``) together; entry k is ``train(cfgs[k])``'s row or its exception.
 
     Exceptions are those ``train`` would raise for that member (``DivergedError``) or what ``reports[k]`` raised;
-    anything else (bad data, out of memory) propagates and fails the whole population.
+    anything else (bad data, out of memory, members' checkpoints at different epochs) propagates and fails the
+    whole population.
     """
     if not cfgs:
         return []
@@ -135,20 +153,21 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     reports = list(reports) if reports is not None else [None] * len(cfgs)
     t0 = time.perf_counter()
     cfg0 = cfgs[0]
-    device = resolve_device(cfg0.device)
-    amp = resolve_precision(cfg0.precision, device)
-    if cfg0.threads:
-        torch.set_num_threads(cfg0.threads)
+    device, amp = setup(cfg0)
     data = data if data is not None else load_data(cfg0, device)
     n_train = len(data.train_y)
     steps_per_epoch = math.ceil(n_train / cfg0.batch_size)
-    pop = _Population(cfgs, data, device, steps_per_epoch)
+    states = _resume_states(cfgs)
+    pop = _Population(cfgs, data, device, steps_per_epoch, states)
     gen = torch.Generator(device=device).manual_seed(cfg0.seed)  # shared: every member's own order (same seed)
+    start_epoch, histories = 0, [[] for _ in cfgs]
+    if states is not None:
+        gen.set_state(states[0]["generator"])
+        start_epoch, histories = states[0]["epoch"], [s["history"] for s in states]
     results: list[dict[str, Any] | Exception | None] = [None] * len(cfgs)
-    histories: list[list[dict[str, Any]]] = [[] for _ in cfgs]
     timesteps = cfg0.timesteps
 
-    for epoch in range(cfg0.epochs):
+    for epoch in range(start_epoch, cfg0.epochs):
         if not pop.ids:
             break
         pop.net.train()
@@ -182,9 +201,9 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
         for i, member in enumerate(pop.ids):
             if i in gone:
                 continue
-            metrics = {"epoch": epoch + 1, "train_loss": train_loss[i], "lambda": lams[i], "lr": lrs[i],
-                       "val_accuracy": accs[i], **stats[i], "wall_time_s": elapsed}
+            metrics = epoch_metrics(epoch + 1, train_loss[i], lams[i], lrs[i], accs[i], stats[i], elapsed)
             histories[member].append(metrics)
+            pop.save(i, gen, epoch + 1, histories[member], lrs[i])
             if reports[member] is not None:
                 try:
                     reports[member](epoch + 1, metrics)
@@ -197,10 +216,6 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     if pop.ids:
         accs, stats = evaluate_population(pop.net, data.test_x, data.test_y, cfg0, amp)
         for i, member in enumerate(pop.ids):
-            history = histories[member]
-            row = {k: v for k, v in history[-1].items() if k not in ("epoch", "wall_time_s")}
-            row.update(test_accuracy=accs[i], test_spikes_per_sample=stats[i]["spikes_per_sample"],
-                       test_energy_uj=stats[i]["energy_uj"], epochs=len(history), resumed_from_epoch=0,
-                       wall_time_s=time.perf_counter() - t0, config=cfgs[member].to_dict())
-            results[member] = row
+            results[member] = result_row(histories[member], accs[i], stats[i], start_epoch,
+                                         time.perf_counter() - t0, cfgs[member])
     return results  # type: ignore[return-value]

@@ -9,6 +9,9 @@ The step fires at ``x >= 0`` (``x = v - threshold``). With ``k`` the slope, the 
 The fast sigmoid follows snnTorch's scaling (peak 1, area 2/k); arctan and triangle follow SpikingJelly's ``ATan`` and
 ``PiecewiseQuadratic`` (area 1, peak k/2 and k). ``primitive`` is the smooth function whose autograd derivative
 equals ``derivative``; tests use it to check the hand-written backward (SpikingJelly's ``check_manual_grad``).
+
+``derivative_at(x, slope)`` is the same formula with the slope passed in: the fused kernels call it with the slope
+as a tensor (one value, or one per population member laid out to broadcast), so a compiled kernel serves every slope.
 """
 
 from __future__ import annotations
@@ -43,14 +46,19 @@ class Surrogate(abc.ABC):
     def __init__(self, slope: float) -> None:
         if slope <= 0:
             raise ValueError(f"surrogate slope must be > 0, got {slope}")
-        self.slope = float(slope)
+        self.slope: float | Tensor = float(slope)  # a population sets one slope per member ([K, 1])
 
     def __call__(self, x: Tensor) -> Tensor:
         return _Heaviside.apply(x, self)
 
-    @abc.abstractmethod
     def derivative(self, x: Tensor) -> Tensor:
         """The closed-form surrogate derivative at ``x = v - threshold``."""
+        return self.derivative_at(x, self.slope)
+
+    @staticmethod
+    @abc.abstractmethod
+    def derivative_at(x: Tensor, slope: float | Tensor) -> Tensor:
+        """``derivative`` for a given slope (a float, or a tensor broadcasting against ``x``)."""
 
     @abc.abstractmethod
     def primitive(self, x: Tensor) -> Tensor:
@@ -63,8 +71,9 @@ class Surrogate(abc.ABC):
 class FastSigmoid(Surrogate):
     name = "fast_sigmoid"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        return (1.0 + self.slope * x.abs()).pow(-2)
+    @staticmethod
+    def derivative_at(x: Tensor, slope: float | Tensor) -> Tensor:
+        return (1.0 + slope * x.abs()).pow(-2)
 
     def primitive(self, x: Tensor) -> Tensor:
         return x / (1.0 + self.slope * x.abs())
@@ -73,8 +82,9 @@ class FastSigmoid(Surrogate):
 class ArcTan(Surrogate):
     name = "arctan"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        return (self.slope / 2) / (1.0 + (math.pi / 2 * self.slope * x).square())
+    @staticmethod
+    def derivative_at(x: Tensor, slope: float | Tensor) -> Tensor:
+        return (slope / 2) / (1.0 + (math.pi / 2 * slope * x).square())
 
     def primitive(self, x: Tensor) -> Tensor:
         return torch.atan(math.pi / 2 * self.slope * x) / math.pi + 0.5
@@ -83,8 +93,9 @@ class ArcTan(Surrogate):
 class Triangle(Surrogate):
     name = "triangle"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        return self.slope * (1.0 - self.slope * x.abs()).clamp_min(0.0)
+    @staticmethod
+    def derivative_at(x: Tensor, slope: float | Tensor) -> Tensor:
+        return slope * (1.0 - slope * x.abs()).clamp_min(0.0)
 
     def primitive(self, x: Tensor) -> Tensor:
         u = (self.slope * x).clamp(-1.0, 1.0)

@@ -3,11 +3,12 @@
 Each trial stays an ordinary Optuna trial (the same user attributes as ``objective.Objective.__call__`` writes, its own
 ``study.tell``), so storage, resume, Pareto export and queries cannot tell population trials from others.
 
-* Grouping: trials with equal ``population_key`` form one population; any other trial runs alone with ``train``,
-  as does a trial whose folder holds a checkpoint (a retry of a trial that ran alone: it resumes from there).
+* Grouping: trials with equal ``population_key`` and equal ``resumable_epoch`` (the epoch of the checkpoint in
+  their folder, 0 for none) form one population; any other trial runs alone with ``train``.
 * The baseline runs alone: a round whose first ask returns it trains only the baseline.
-* Heartbeats cover all K trials for the whole round. Populations write no checkpoints, so a worker killed
-  mid-round leaves its trials to be failed by heartbeat and retried from their first epoch.
+* Heartbeats cover all K trials for the whole round. Every member writes ``train``'s checkpoint into its trial's
+  folder after each epoch, so a worker killed mid-round leaves its trials to be failed by heartbeat and retried
+  from their last epoch (together again when the retries share a round, else each alone).
 * MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED.
 """
 
@@ -15,15 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
 
-from ...errors import DivergedError
-from ...population import population_key, train_population
-from ...trainer import CHECKPOINT, train
+from ...errors import ConfigError, DivergedError
+from ...population import population_key, resumable_epoch, train_population
+from ...trainer import train
 
 if TYPE_CHECKING:
     from .objective import Objective
@@ -32,14 +32,18 @@ log = logging.getLogger(__name__)
 
 
 def _groups(cfgs: list, trials: list[optuna.Trial]) -> list[list[int]]:
-    """Indices of ``trials`` grouped by population key; trials that must run alone form their own group."""
+    """Indices of ``trials`` grouped by population key and resume epoch; the baseline forms its own group."""
     groups: dict[Any, list[int]] = {}
     alone: list[list[int]] = []
     for i, (cfg, trial) in enumerate(zip(cfgs, trials)):
-        if trial.user_attrs.get("is_baseline") or (Path(cfg.checkpoint_dir) / CHECKPOINT).exists():
+        try:
+            key = None if trial.user_attrs.get("is_baseline") else (population_key(cfg), resumable_epoch(cfg))
+        except ConfigError:  # a checkpoint of another architecture: ``train`` fails the trial with this error
+            key = None
+        if key is None:
             alone.append([i])
         else:
-            groups.setdefault(population_key(cfg), []).append(i)
+            groups.setdefault(key, []).append(i)
     return alone + list(groups.values())
 
 
