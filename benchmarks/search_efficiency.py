@@ -147,15 +147,16 @@ def run_study(path: Path, budget: int, reference: list[float]) -> Curve:
     """Run one study through the library until its trials have trained ``budget`` epochs; its curve."""
     import optuna
 
-    from sparsity_search.search import _optuna
-    from sparsity_search.search.storage import open_storage
+    from sparsity_search.search.optuna.storage import open_storage
+    from sparsity_search.search.optuna.study import ensure_baseline, open_optuna_study
+    from sparsity_search.search.optuna.worker import run_worker
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     spec, settings = locate(path)
     settings.threads, settings.show_progress, settings.workers = 1, False, 1
     write_snapshot(spec, settings.results_dir)
-    study = _optuna.open_study(spec, settings.storage, create=True)
-    _optuna.ensure_baseline(study, spec)
+    study = open_optuna_study(spec, settings.storage, create=True)
+    ensure_baseline(study, spec)
 
     def guard(s: optuna.Study) -> None:
         spent = sum(sum(k.startswith("epoch_") for k in t.user_attrs) for t in s.get_trials(deepcopy=False)
@@ -165,7 +166,7 @@ def run_study(path: Path, budget: int, reference: list[float]) -> Curve:
 
     t0 = time.time()
     try:
-        _optuna.run_worker(spec, settings, on_trial=guard)
+        run_worker(spec, settings, on_trial=guard)
     except BudgetSpent:
         pass
     table = _attempts(optuna.load_study(study_name=spec.name, storage=open_storage(settings.storage)))
