@@ -104,6 +104,12 @@ def _check_promoted_study(results, n_trials, overshoot=0):
     firsts = [t for t in raw if promotion.CONTINUES_ATTR not in t.user_attrs]
     assert n_trials <= sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in firsts) <= n_trials + overshoot
     assert any(promotion.PAUSED_ATTR in t.user_attrs for t in raw), "no trial paused"
+    # the sampler sees every paused attempt ranked: positive constraint values, higher rungs lower
+    scores = {r: [t.constraints[promotion.RUNG_CONSTRAINT] for t in raw if t.state == TrialState.PRUNED
+                  and t.user_attrs.get(promotion.PAUSED_ATTR) == r] for r in RUNGS}
+    assert all(v > 0 for vs in scores.values() for v in vs)
+    assert not (scores[1] and scores[2]) or max(scores[2]) < min(scores[1])
+    assert not any(t.constraints for t in raw if t.state == TrialState.COMPLETE)
     continuations = [t for t in raw if promotion.CONTINUES_ATTR in t.user_attrs
                      and promotion.DUPLICATE_ATTR not in t.user_attrs]
     assert continuations, "no paused trial was resumed"

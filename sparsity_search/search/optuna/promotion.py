@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ...moasha import promotable
+from ...moasha import promotable, rank_records
 from ..study_file import StudySpec
 from .storage import ORIGIN_ATTR, origin_number
 
@@ -40,6 +40,7 @@ CONTINUES_ATTR = "continues"
 DUPLICATE_ATTR = "duplicate_of"
 PROMOTED_PREFIX = "promoted_"
 RUNG_PREFIX = "rung_"
+RUNG_CONSTRAINT = "moasha_rung"  # what the sampler sees of a paused trial (_tell_sampler)
 
 
 def promoting(spec: StudySpec) -> bool:
@@ -94,9 +95,30 @@ def should_pause(spec: StudySpec, trial: optuna.Trial, epoch: int) -> bool:
     me = origin_number(trial)
     paused = set(paused_trials(trials, study.user_attrs)) | {me}
     es = spec.early_stopping
-    chosen = promotable(rung_table(trials), paused, spec.directions, es.reduction_factor, es.tie_break,
-                        limits(spec))
-    return chosen != (me, epoch)
+    rungs = rung_table(trials)
+    chosen = promotable(rungs, paused, spec.directions, es.reduction_factor, es.tie_break, limits(spec))
+    if chosen == (me, epoch):
+        return False
+    _tell_sampler(trial, rungs, epoch, spec)
+    return True
+
+
+def _tell_sampler(trial: optuna.Trial, rungs: dict[int, list[tuple[int, list[float]]]], epoch: int,
+                  spec: StudySpec) -> None:
+    """Give the sampler what the rung learned about a pausing trial, as a constraint violation (Optuna >= 5).
+
+    TPE treats PRUNED trials of a multi-objective study as all equal (they have no intermediate values), and
+    fills its "good" group with them, in trial order, while few trials have completed, which with promotion is
+    most of the study. A positive constraint value makes it rank them after the complete ones instead, by that
+    value: (1 + its rank at its rung as a fraction) / the rung epoch. Rung epochs grow by the reduction factor
+    (>= 2), so every trial paused at a higher rung ranks before every trial paused at a lower one.
+    """
+    set_constraint = getattr(trial, "set_constraint", None)
+    if set_constraint is None:  # Optuna < 5 has no per-trial constraints
+        return
+    es = spec.early_stopping
+    order = rank_records(rungs[epoch], spec.directions, es.tie_break, limits=limits(spec))
+    set_constraint(RUNG_CONSTRAINT, (1.0 + order.index(origin_number(trial)) / len(order)) / epoch)
 
 
 def promote(study: optuna.Study, spec: StudySpec) -> bool:
