@@ -187,3 +187,9 @@ def test_bad_promotion_settings_are_one_line_and_exit_2(tmp_path, changes, messa
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_promotion_with_a_population_flag_is_one_line_and_exit_2(tmp_path):
+    proc = cli("launch", _study(tmp_path), "--results", tmp_path / "r", "-q", "--population", "4")
+    assert proc.returncode == 2 and "early_stopping.mode: promotion cannot pause population members" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
