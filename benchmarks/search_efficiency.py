@@ -1,79 +1,77 @@
-"""Search efficiency: hypervolume against epochs spent for random search, TPE, and TPE with MO-ASHA.
+"""Search efficiency: what a user waits for. Hypervolume against epochs and wall-clock seconds, per search method.
 
-    python benchmarks/search_efficiency.py --quick    # MLP [64], 27 epochs, 45 trials' budget: ~5 min on 1 core
-    python benchmarks/search_efficiency.py            # MLP [128], 27 epochs, 60 trials' budget: ~8 min on 1 core
-    python benchmarks/search_efficiency.py --quick --seeds 5 --budget-trials 60 --space search_spaces/sparsity.yaml
-    python benchmarks/search_efficiency.py --quick --tie-break epsilon_net   # MO-ASHA with the paper's tie-break
+    python benchmarks/search_efficiency.py --quick    # MLP [64], 27 epochs, 45 trials' budget: a few min, 2 cores
+    python benchmarks/search_efficiency.py            # MLP [128], 27 epochs, 60 trials' budget
+    python benchmarks/search_efficiency.py --quick --seeds 1 --budget-trials 6 --jobs 1   # a smoke run
 
-Three methods search the same space (``--space``, default ``benchmarks/search_efficiency_space.yaml``) on the
-embedded digits data, with the same fixed training settings and the same budget of training epochs:
+Methods search the same space (``--space``, default ``benchmarks/search_efficiency_space.yaml``) on the embedded
+digits data, with the same fixed training settings and the same budget of training epochs:
 
-  random       ``sampler: random``, every trial trained to ``max_epochs``
-  tpe          the default sampler (TPE, default options), every trial trained to ``max_epochs``
-  tpe_moasha   the default sampler with ``early_stopping: {kind: moasha}`` (rungs 1, 3, 9 of 27 epochs;
-               ``--tie-break`` sets its ``tie_break``, default hypervolume as in the library)
+  random          ``sampler: random``, every trial trained to ``max_epochs``
+  tpe             the default sampler (TPE), one trial at a time, no pruning: what a user of plain Optuna gets
+  tpe_stopping    TPE with ``early_stopping: {kind: moasha, mode: stopping}`` (rungs 1, 3, 9 of 27 epochs, rf 3)
+  tpe_promotion   TPE with ``early_stopping: {kind: moasha, mode: promotion}``: trials pause at rungs, a free
+                  worker resumes the best promotable paused trial before it asks TPE for a new one
 
-Each (method, seed) is a real study launched through the library (a temporary study file, ``api.locate``,
-``write_snapshot`` and the backend's ``run``, as ``sparsity-search launch`` does; results in a temporary
-folder), on one in-process worker with one torch thread. The study ``seed`` (the sampler's) is the benchmark
-seed; the training seed stays 0, so all methods train the same network for the same parameters.
+``tpe_promotion_population`` (K = 8) is not run: population members cannot pause at a rung yet (a population
+round writes no per-member checkpoints, so a paused member could only be retrained from epoch 1).
 
-Budget. The budget is ``budget_trials * max_epochs`` epochs, counting every epoch any trial trained (pruned
-trials count the epochs they reached). A study is resumed with a larger ``--n-trials`` until its trials have
-spent the budget: each round adds (epochs left) // max_epochs trials, which cannot overshoot while a whole trial
-still fits; the last round adds one. Full-fidelity methods therefore run exactly ``budget_trials`` trials.
-Trials are ordered by trial number (one worker: that is completion order); a trial counts at the epoch total
-where it finished, and trials finishing past the budget are ignored. No baseline trial runs inside the studies.
+Each (method, seed) is a real study run through the library (a temporary study file, ``api.locate``,
+``write_snapshot``, the Optuna backend's study and ``run_worker``, as ``sparsity-search launch`` runs one
+in-process worker; results in a temporary folder) with one torch thread. The study ``seed`` (the sampler's) is
+the benchmark seed; the training seed stays 0, so all methods train the same network for the same parameters.
+``--jobs`` studies run at once, each in its own process: on a machine with that many free cores the seconds are
+those of one worker alone; on a shared machine they are not meaningful.
+
+Budget. ``budget_trials * max_epochs`` epochs, counting every epoch any trial trained (a paused or stopped trial
+the epochs it reached, a resumed one only the epochs it added). The study runs until its trials have spent the
+budget; the trial that crosses it is ignored, as is anything after. Time is counted from the study's start to
+each trial's end (training, sampler and storage: what the user waits for), read from the storage.
 
 Reference point, one for all methods and seeds: val_accuracy 0 and 2 x spikes_per_sample of the lambda = 0
-network with the same fixed settings, trained once beforehand with ``sparsity_search.train`` (the library's own
-rule, ``pareto.default_reference`` with a baseline row). Hypervolume (COMPLETE trials only: a pruned trial's
-metrics are low-fidelity) is printed as a fraction of the reference box, 1 x reference spikes, so 1.0 would
-be 100 % accuracy at zero spikes. With accuracy 0 in the reference, one accurate low-spike trial already
-covers most of the box: methods differ in the second decimal, and 95 % of the final value comes early.
+network with the same fixed settings, trained once beforehand (``pareto.default_reference`` with a baseline row).
+Hypervolume counts COMPLETE trials only (a paused or stopped trial's metrics are low-fidelity) and is printed as a
+fraction of the reference box. The target is 98 % of the reference hypervolume: that of the union of every
+method's and seed's final front. A seed that never reaches it is charged its whole budget (epochs and seconds).
 
 Printed:
-  # reference ...           the reference point and the baseline it comes from
-  # seed=S method=M ...     one line per study as it ends: trials and pruned trials within the budget,
-                            epochs spent (the last round may overshoot), hypervolume at the budget, wall time
-  epochs  random  tpe ...   mean hypervolume over seeds after that many epochs (one row per tenth of the budget)
-  method=M epochs_to_95pct=E final_hv=H ...
-      epochs_to_95pct  mean over seeds of the epochs M spent until its hypervolume reached 95 % of tpe's
-                       final hypervolume in the same seed (a paired target); ">budget" if some seed never did
-      per_seed         the same per seed (">budget" where not reached)
-      final_hv         mean hypervolume at the budget; final_hv_per_seed likewise
-      ratio_vs_tpe     epochs_to_95pct / tpe's (the issue's goal: tpe_moasha <= 0.33)
-      trials, pruned   trials finished within the budget (mean over seeds), of which stopped by MO-ASHA
-      wall_s           mean wall time of one study (training + storage + sampler), noisy on a shared machine
+  # reference ...           the reference point, the baseline it comes from, the reference hypervolume
+  # seed=S method=M ...     per study: trials sampled, paused/stopped, epochs and seconds to the target, hv at the
+                            budget, seconds for the budget
+  epochs  random ...        mean hypervolume over seeds after that many epochs (one row per tenth of the budget)
+  seconds random ...        the same against wall-clock seconds (tenths of the longest study's seconds)
+  method=NAME epochs_to_target=E seconds_to_target=S final_hv=H ratio_epochs_vs_tpe=R1 ratio_seconds_vs_tpe=R2
+  reached=N/S               means over seeds; the ratios divide by tpe's means
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparsity_search import TrainConfig, pareto, train  # noqa: E402
-from sparsity_search.api import Study, locate, write_snapshot  # noqa: E402
+from sparsity_search.api import locate, write_snapshot  # noqa: E402
 from sparsity_search.moasha import TIE_BREAKS  # noqa: E402
-from sparsity_search.search import get_backend  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("random", "tpe", "tpe_moasha")
-TARGET = 0.95
-# Fixed training settings and budget per mode. Everything here is shared by the three methods. Both modes train
-# 27 epochs, so MO-ASHA has three rungs (1, 3, 9) to stop at; --quick is cheaper by its smaller network.
+METHODS = ("random", "tpe", "tpe_stopping", "tpe_promotion")
+TARGET = 0.98
+OBJECTIVES, DIRECTIONS = ["val_accuracy", "spikes_per_sample"], ["maximize", "minimize"]
+# Fixed training settings and budget per mode, shared by all methods. Both modes train 27 epochs, so MO-ASHA has
+# three rungs (1, 3, 9); --quick is cheaper by its smaller network and budget.
 MODES: dict[str, dict[str, Any]] = {
     "quick": {"train": {"hidden": [64], "timesteps": 4, "epochs": 27, "batch_size": 64, "threads": 1},
               "budget_trials": 45, "min_epochs": 1, "reduction_factor": 3},
@@ -82,101 +80,149 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
+class BudgetSpent(Exception):
+    """Raised from the worker's per-trial callback once the study's trials have trained the budget."""
+
+
 @dataclass
 class Curve:
-    """One study's progress: per trial (in completion order) the epochs spent by its end, the hypervolume
-    reached by then, and whether MO-ASHA stopped it."""
+    """One study's progress, per trial end in completion order (pauses and stops included): epochs and seconds
+    spent by then, the hypervolume (fraction of the box) of the complete trials by then, their objective values
+    (NaN for a trial that did not complete), and the trials sampled / paused or stopped within the budget."""
 
     epochs: np.ndarray
+    seconds: np.ndarray
     hv: np.ndarray
-    pruned: np.ndarray
-    wall_s: float
+    values: np.ndarray
+    sampled: int
+    cut: int  # ends that were not completions: pauses and stops
 
-    def at(self, budget: float) -> float:
-        """Hypervolume after ``budget`` epochs (0 before the first trial finished)."""
-        done = np.flatnonzero(self.epochs <= budget)
+    def at(self, axis: str, limit: float) -> float:
+        """Hypervolume after ``limit`` epochs or seconds (0 before the first completion)."""
+        done = np.flatnonzero(getattr(self, axis) <= limit)
         return float(self.hv[done[-1]]) if len(done) else 0.0
 
-    def epochs_to(self, target: float, budget: float) -> float:
-        """Epochs spent when the hypervolume first reached ``target`` within ``budget`` (inf if it did not)."""
-        hit = np.flatnonzero((self.hv >= target) & (self.epochs <= budget))
-        return float(self.epochs[hit[0]]) if len(hit) else math.inf
-
-    def counts(self, budget: float) -> tuple[int, int]:
-        """(trials, pruned trials) finished within ``budget`` epochs."""
-        within = self.epochs <= budget
-        return int(within.sum()), int((within & self.pruned).sum())
+    def to_target(self, target: float, budget: int) -> tuple[float, float, bool]:
+        """(epochs, seconds) when the hypervolume first reached ``target``, and whether it did; a miss is charged
+        the whole budget: all its epochs and the seconds they took."""
+        hit = np.flatnonzero(self.hv >= target)
+        if len(hit):
+            return float(self.epochs[hit[0]]), float(self.seconds[hit[0]]), True
+        return float(budget), float(self.seconds[-1]) if len(self.seconds) else 0.0, False
 
 
-def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, results: Path,
-               tie_break: str = "hypervolume") -> dict[str, Any]:
-    """The study file of one (method, seed): the three methods differ only in ``sampler`` and ``early_stopping``."""
+def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, results: Path, tie_break: str,
+               n_trials: int) -> dict[str, Any]:
+    """The study file of one (method, seed): methods differ only in ``sampler`` and ``early_stopping``."""
     data: dict[str, Any] = {
         "name": f"efficiency_{method}_{seed}", "dataset": "digits", "model": "mlp", "train": mode["train"],
-        "search_space": str(space), "objectives": ["val_accuracy", "spikes_per_sample"],
-        "sampler": {"name": "random" if method == "random" else "tpe"}, "n_trials": mode["budget_trials"],
+        "search_space": str(space), "objectives": OBJECTIVES,
+        "sampler": {"name": "random" if method == "random" else "tpe"}, "n_trials": n_trials,
         "seed": seed, "baseline": False, "results": str(results),
     }
-    if method == "tpe_moasha":
-        data["early_stopping"] = {"kind": "moasha", "min_epochs": mode["min_epochs"],
-                                  "reduction_factor": mode["reduction_factor"], "tie_break": tie_break}
+    if method in ("tpe_stopping", "tpe_promotion"):
+        data["early_stopping"] = {"kind": "moasha", "mode": method.removeprefix("tpe_"),
+                                  "min_epochs": mode["min_epochs"], "reduction_factor": mode["reduction_factor"],
+                                  "tie_break": tie_break}
     return data
 
 
-def run_study(path: Path, budget: int, max_epochs: int) -> Study:
-    """Launch, then resume with more trials until the study's trials have trained ``budget`` epochs."""
+def _attempts(study: Any) -> pd.DataFrame:
+    """Every finished trial of an Optuna study in completion order: epochs it trained itself, its end, values."""
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.datetime_complete is None:
+            continue
+        done = t.state == TrialState.COMPLETE
+        rows.append({"end": t.datetime_complete.timestamp(), "state": t.state.name,
+                     "epochs": sum(k.startswith("epoch_") for k in t.user_attrs),
+                     "new": "continues" not in t.user_attrs and t.user_attrs.get("origin", t.number) == t.number,
+                     **{m: (t.values[i] if done else math.nan) for i, m in enumerate(OBJECTIVES)}})
+    return pd.DataFrame(rows).sort_values("end", kind="stable").reset_index(drop=True)
+
+
+def run_study(path: Path, budget: int, reference: list[float]) -> Curve:
+    """Run one study through the library until its trials have trained ``budget`` epochs; its curve."""
+    import optuna
+
+    from sparsity_search.search.optuna.storage import open_storage
+    from sparsity_search.search.optuna.study import ensure_baseline, open_optuna_study
+    from sparsity_search.search.optuna.worker import run_worker
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     spec, settings = locate(path)
-    settings.threads, settings.show_progress = 1, False
+    settings.threads, settings.show_progress, settings.workers = 1, False, 1
     write_snapshot(spec, settings.results_dir)
-    study, n_trials, spent = Study(spec, settings), 0, 0
-    while spent < budget:
-        n_trials += max(1, (budget - spent) // max_epochs)
-        settings.n_trials = n_trials
-        get_backend(spec.backend).run(spec, settings)
-        spent = int(study.trials()["epochs"].sum())
-    return study
+    study = open_optuna_study(spec, settings.storage, create=True)
+    ensure_baseline(study, spec)
+
+    def guard(s: optuna.Study) -> None:
+        spent = sum(sum(k.startswith("epoch_") for k in t.user_attrs) for t in s.get_trials(deepcopy=False)
+                    if t.datetime_complete is not None)
+        if spent >= budget:
+            raise BudgetSpent
+
+    t0 = time.time()
+    try:
+        run_worker(spec, settings, on_trial=guard)
+    except BudgetSpent:
+        pass
+    table = _attempts(optuna.load_study(study_name=spec.name, storage=open_storage(settings.storage)))
+    table["spent"] = table["epochs"].cumsum()
+    table = table[table["spent"] <= budget]
+    values = table[OBJECTIVES].to_numpy(dtype=float)
+    hv = pareto.hypervolume_history(values, DIRECTIONS, reference) / reference[1]
+    return Curve(epochs=table["spent"].to_numpy(dtype=float), seconds=(table["end"] - t0).to_numpy(),
+                 hv=hv, values=values, sampled=int(table["new"].sum()),
+                 cut=int((table["state"] != "COMPLETE").sum()))
 
 
-def curve(study: Study, reference: list[float], wall_s: float) -> Curve:
-    """Hypervolume history over cumulative epochs, as a fraction of the reference box (accuracy spans 0..1)."""
-    table = study.trials()  # trial order = completion order with one worker
-    values = table[study.spec.objective_names].to_numpy(dtype=float)
-    values[(table["state"] != "COMPLETE").to_numpy()] = np.nan  # pruned/failed: no point on the front
-    hv = pareto.hypervolume_history(values, study.spec.directions, reference)
-    return Curve(epochs=table["epochs"].to_numpy(dtype=float).cumsum(), hv=hv / reference[1],
-                 pruned=(table["state"] == "PRUNED").to_numpy(), wall_s=wall_s)
+def _job(args: tuple[str, int, dict[str, Any], Path, Path, str, int, list[float]]) -> tuple[str, int, Curve]:
+    method, seed, mode, space, tmp, tie_break, budget, reference = args
+    folder = tmp / f"{method}_{seed}"
+    folder.mkdir()
+    path = folder / "study.yaml"
+    n_trials = 100 * mode["budget_trials"]  # never binding: the epoch budget ends the study
+    path.write_text(yaml.safe_dump(study_file(method, seed, mode, space, folder, tie_break, n_trials)))
+    return method, seed, run_study(path, budget, reference)
 
 
 def reference_point(mode: dict[str, Any]) -> tuple[list[float], dict[str, Any]]:
     """(val_accuracy 0, 2 x the lambda = 0 network's spikes), by the library's default rule."""
     row = train(TrainConfig(**{**mode["train"], "dataset": "digits", "model": "mlp", "lambda_max": 0.0}))
-    names = ["val_accuracy", "spikes_per_sample"]
-    ref = pareto.default_reference(names, row, pd.DataFrame())
-    return [ref[n] for n in names], row
+    ref = pareto.default_reference(OBJECTIVES, row, pd.DataFrame())
+    return [ref[n] for n in OBJECTIVES], row
 
 
-def _fmt(epochs: float) -> str:
-    return ">budget" if math.isinf(epochs) else f"{epochs:.0f}"
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.0f}"
 
 
-def print_results(curves: dict[str, list[Curve]], budget: int) -> None:
-    """The hypervolume table and one summary line per method (fields in the module docstring)."""
-    print("epochs  " + "  ".join(f"{m:>10}" for m in METHODS) + "   (mean hypervolume over seeds)")
+def print_results(curves: dict[str, list[Curve]], budget: int, target: float) -> None:
+    """The two hypervolume tables, then one line per method (fields in the module docstring)."""
+    methods = [m for m in METHODS if curves.get(m)]
+    head = "  ".join(f"{m:>14}" for m in methods) + "   (mean hypervolume over seeds)"
+    print(f"{'epochs':>8}  " + head)
     for k in range(1, 11):
-        e = budget * k // 10
-        print(f"{e:6d}  " + "  ".join(f"{np.mean([c.at(e) for c in curves[m]]):10.4f}" for m in METHODS))
-    targets = [TARGET * c.at(budget) for c in curves["tpe"]]  # paired: each seed against tpe's same seed
-    to_target = {m: [c.epochs_to(t, budget) for c, t in zip(curves[m], targets)] for m in METHODS}
-    tpe_mean = float(np.mean(to_target["tpe"]))
-    for m in METHODS:
-        mean = float(np.mean(to_target[m]))
-        finals = [c.at(budget) for c in curves[m]]
-        trials, pruned = np.mean([c.counts(budget) for c in curves[m]], axis=0)
-        ratio = "inf" if math.isinf(mean) else f"{mean / tpe_mean:.2f}"
-        print(f"method={m} epochs_to_95pct={_fmt(mean)} final_hv={np.mean(finals):.4f} "
-              f"per_seed=[{','.join(_fmt(e) for e in to_target[m])}] "
-              f"final_hv_per_seed=[{','.join(f'{h:.4f}' for h in finals)}] ratio_vs_tpe={ratio} "
-              f"trials={trials:.1f} pruned={pruned:.1f} wall_s={np.mean([c.wall_s for c in curves[m]]):.1f}")
+        e = budget * k / 10
+        print(f"{e:8.0f}  " + "  ".join(f"{np.mean([c.at('epochs', e) for c in curves[m]]):14.4f}" for m in methods))
+    longest = max(float(c.seconds[-1]) for m in methods for c in curves[m] if len(c.seconds))
+    print(f"{'seconds':>8}  " + head)
+    for k in range(1, 11):
+        s = longest * k / 10
+        print(f"{s:8.1f}  " + "  ".join(f"{np.mean([c.at('seconds', s) for c in curves[m]]):14.4f}" for m in methods))
+    summary = {m: np.array([c.to_target(target, budget) for c in curves[m]], dtype=float) for m in methods}
+    tpe = summary.get("tpe")
+    for m in methods:
+        epochs, seconds = summary[m][:, 0].mean(), summary[m][:, 1].mean()
+        r1 = epochs / tpe[:, 0].mean() if tpe is not None else math.nan
+        r2 = seconds / tpe[:, 1].mean() if tpe is not None else math.nan
+        final = np.mean([c.at("epochs", budget) for c in curves[m]])
+        print(f"method={m} epochs_to_target={epochs:.0f} seconds_to_target={seconds:.1f} final_hv={final:.4f} "
+              f"ratio_epochs_vs_tpe={r1:.2f} ratio_seconds_vs_tpe={r2:.2f} "
+              f"reached={int(summary[m][:, 2].sum())}/{len(curves[m])}")
 
 
 def main() -> None:
@@ -186,37 +232,43 @@ def main() -> None:
     parser.add_argument("--budget-trials", type=int, help="budget in full trials (budget = this x max_epochs)")
     parser.add_argument("--space", type=Path, default=HERE / "search_efficiency_space.yaml")
     parser.add_argument("--tie-break", choices=TIE_BREAKS, default="hypervolume", help="MO-ASHA's tie-break")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="studies run at once, one process each (default: 2)")
     args = parser.parse_args()
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.budget_trials:
         mode["budget_trials"] = args.budget_trials
     max_epochs = mode["train"]["epochs"]
     budget = mode["budget_trials"] * max_epochs
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     reference, base = reference_point(mode)
     print(f"# mode={'quick' if args.quick else 'full'} train={mode['train']} space={args.space.name} "
           f"seeds={args.seeds} budget_epochs={budget} ({mode['budget_trials']} x {max_epochs}) "
           f"moasha: min_epochs={mode['min_epochs']} reduction_factor={mode['reduction_factor']} "
-          f"tie_break={args.tie_break}")
+          f"tie_break={args.tie_break} jobs={args.jobs}")
     print(f"# reference: val_accuracy=0 spikes_per_sample={reference[1]:.1f} (2 x the lambda=0 network: "
           f"val_accuracy={base['val_accuracy']:.4f} spikes_per_sample={base['spikes_per_sample']:.1f}); "
-          f"hv is a fraction of the box 1 x {reference[1]:.1f}")
-    curves: dict[str, list[Curve]] = {m: [] for m in METHODS}
+          f"hv is a fraction of the box 1 x {reference[1]:.1f}", flush=True)
+    curves: dict[str, list[Curve]] = {m: [] for m in args.methods}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
-            for method in METHODS:
-                path = Path(tmp) / f"{method}_{seed}.yaml"
-                path.write_text(yaml.safe_dump(study_file(method, seed, mode, args.space.resolve(), Path(tmp),
-                                                          args.tie_break)))
-                t0 = time.perf_counter()
-                c = curve(run_study(path, budget, max_epochs), reference, time.perf_counter() - t0)
-                curves[method].append(c)
-                trials, pruned = c.counts(budget)
-                print(f"# seed={seed} method={method} trials={trials} pruned={pruned} "
-                      f"epochs_spent={c.epochs[-1]:.0f} hv_at_budget={c.at(budget):.4f} wall_s={c.wall_s:.1f}",
-                      flush=True)
-    print_results(curves, budget)
+        jobs = [(m, seed, mode, args.space.resolve(), Path(tmp), args.tie_break, budget, reference)
+                for seed in range(args.seeds) for m in args.methods]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            done = list(pool.map(_job, jobs))
+    for method, seed, c in sorted(done, key=lambda d: (d[1], METHODS.index(d[0]))):
+        curves[method].append(c)
+    union = np.vstack([c.values for cs in curves.values() for c in cs])
+    ref_hv = pareto.hypervolume(union[np.isfinite(union).all(axis=1)], DIRECTIONS, reference) / reference[1]
+    target = TARGET * ref_hv
+    print(f"# reference hypervolume (union of all final fronts) {ref_hv:.4f}; target {TARGET:.0%} = {target:.4f}")
+    for method, cs in curves.items():
+        for seed, c in enumerate(cs):
+            e, s, hit = c.to_target(target, budget)
+            print(f"# seed={seed} method={method} sampled={c.sampled} paused_or_stopped={c.cut} "
+                  f"epochs_to_target={_fmt(e)}{'' if hit else '(missed)'} seconds_to_target={s:.1f} "
+                  f"hv_at_budget={c.at('epochs', budget):.4f} seconds_at_budget={c.seconds[-1]:.1f}")
+    print_results(curves, budget, target)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ class Study:
         ``is_pareto``) is then recomputed over them, and they are listed.
         """
         table = self.trials()
-        states = ["COMPLETE", "PRUNED"] if all_trials or include_pruned else ["COMPLETE"]
+        states = ["COMPLETE", "PRUNED", "PAUSED"] if all_trials or include_pruned else ["COMPLETE"]
         table = table[table["state"].isin(states)]
         if include_pruned or include_infeasible:
             ranked = pareto.annotate(table.assign(state="COMPLETE") if include_pruned else table,

@@ -321,7 +321,7 @@ def _status(args: argparse.Namespace) -> int:
     counts = table["state"].value_counts().to_dict()
     print(f"study {study.spec.name} ({study.spec.backend}) at {study.settings.storage}")
     print("trials: " + ", ".join(f"{s.lower()}={counts.get(s, 0)}" for s in
-                                 ("COMPLETE", "PRUNED", "RUNNING", "WAITING", "FAIL")))
+                                 ("COMPLETE", "PRUNED", "PAUSED", "RUNNING", "WAITING", "FAIL")))
     floor = study.spec.constraints.min_accuracy
     if floor is not None:
         done = table[table["state"] == "COMPLETE"]

@@ -65,6 +65,7 @@ class StudyProgress:
         done = [r for r in records if r.state == "COMPLETE" and is_feasible(self._spec, r.metrics)]
         values = np.array([[r.metrics[m] for m in self._spec.objective_names] for r in done], dtype=float)
         front = int(pareto_front_mask(values, self._spec.directions).sum()) if len(done) else 0
-        status = (f"done={counts['COMPLETE']} pruned={counts['PRUNED']} running={counts['RUNNING']} "
+        cut = counts["PRUNED"] + counts["PAUSED"]
+        status = (f"done={counts['COMPLETE']} pruned={cut} running={counts['RUNNING']} "
                   f"failed={counts['FAIL']} pareto={front}")
-        self._progress.update(self._task, completed=counts["COMPLETE"] + counts["PRUNED"], status=status)
+        self._progress.update(self._task, completed=counts["COMPLETE"] + cut, status=status)

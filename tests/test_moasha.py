@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsity_search.moasha import rank_records, rung_epochs, should_continue
+from sparsity_search.moasha import promotable, rank_records, rung_epochs, should_continue
 
 MAX_MIN = ["maximize", "minimize"]
 
@@ -162,3 +162,97 @@ def test_a_missing_objective_adds_no_volume_and_goes_last_in_its_front():
     records = [("x", (np.nan, 5)), ("a", (0.9, 100)), ("b", (0.8, 10))]
     assert rank_records(records, MAX_MIN)[-1] == "x"
     assert should_continue(records, "a", MAX_MIN, 3) and not should_continue(records, "x", MAX_MIN, 3)
+
+
+# --- constraint-aware ranking (Deb's constrained domination) -------------------------------------------------
+
+def test_limits_rank_every_feasible_record_before_any_infeasible_one():
+    # "silent" is on the front (fewest spikes) but below the 0.5 accuracy floor: without limits the
+    # hypervolume tie-break ranks it third, with them it goes after the dominated-but-feasible "slow".
+    records = [("a", (0.9, 100)), ("silent", (0.1, 0)), ("slow", (0.8, 200)), ("b", (0.85, 50))]
+    assert rank_records(records, MAX_MIN) == ["b", "a", "silent", "slow"]
+    # The feasible three are scaled among themselves (accuracy 0.8..0.9, spikes 50..200): a's box
+    # (1.1 x .767 = .843) is now larger than b's (.6 x 1.1 = .66), so a goes first.
+    assert rank_records(records, MAX_MIN, limits=[0.5, None]) == ["a", "b", "slow", "silent"]
+    assert not should_continue(records, "silent", MAX_MIN, 2, limits=[0.5, None])
+
+
+def test_infeasible_records_rank_by_violation_then_record_order_and_missing_values_last():
+    records = [("x", (np.nan, 5)), ("far", (0.2, 1)), ("near", (0.45, 900)), ("tie", (0.45, 10)), ("ok", (0.6, 9e3))]
+    # ok is the only feasible one; near and tie miss by 0.05 (record order decides), far by 0.3, x without bound
+    assert rank_records(records, MAX_MIN, limits=[0.5, None]) == ["ok", "near", "tie", "far", "x"]
+    assert rank_records(records, MAX_MIN, limit=2, limits=[0.5, None]) == ["ok", "near"]
+
+
+def test_a_limit_on_a_minimised_objective_is_a_maximum_and_violations_add_up():
+    records = [("a", (0.9, 300)), ("b", (0.4, 150)), ("c", (0.3, 120)), ("d", (0.7, 50))]
+    # limits: accuracy >= 0.5 and spikes <= 200; a misses by 100 spikes, b by 0.1, c by 0.2: b, c, a
+    assert rank_records(records, MAX_MIN, limits=[0.5, 200]) == ["d", "b", "c", "a"]
+    with pytest.raises(ValueError, match="one entry per objective"):
+        rank_records(records, MAX_MIN, limits=[0.5])
+
+
+# --- promotion (ASHA): who pauses, who resumes ---------------------------------------------------------------
+
+def test_a_rung_promotes_nobody_before_it_holds_reduction_factor_records():
+    rungs = {1: [("a", (0.9, 100)), ("b", (0.5, 500))]}
+    assert promotable(rungs, {"a", "b"}, MAX_MIN, 3) is None  # 2 // 3 = 0: start a new trial
+    rungs[1].append(("c", (0.6, 400)))
+    assert promotable(rungs, {"a", "b", "c"}, MAX_MIN, 3) == ("a", 1)  # 3 // 3 = 1: the best, a
+
+
+def test_the_highest_rung_is_served_first_and_only_paused_trials_at_their_own_rung_count():
+    rungs = {
+        1: [("a", (0.9, 100)), ("b", (0.8, 90)), ("c", (0.5, 500)), ("d", (0.4, 600)), ("e", (0.3, 700)),
+            ("f", (0.2, 800))],
+        3: [("a", (0.92, 95)), ("b", (0.7, 80)), ("g", (0.99, 10))],
+    }
+    # rung 3 (3 // 3 = 1): g ranks first but is not paused (running or finished): nobody there. Rung 1
+    # (6 // 3 = 2): a and b are its top, but both are paused at rung 3, their highest: nobody either.
+    assert promotable(rungs, {"a", "b", "c", "d", "e", "f"}, MAX_MIN, 3) is None
+    rungs[3] = [("a", (0.92, 95)), ("b", (0.7, 80)), ("h", (0.1, 900))]
+    assert promotable(rungs, {"a", "b", "c"}, MAX_MIN, 3) == ("a", 3)  # the higher rung first
+    assert promotable(rungs, {"b", "c"}, MAX_MIN, 3) is None  # b is not in rung 3's top (a is), c not in 1's
+    rungs[1].append(("i", (0.95, 50)))  # 7 // 3 = 2: i (dominates all), then a by hypervolume
+    assert promotable(rungs, {"b", "c", "i"}, MAX_MIN, 3) == ("i", 1)
+
+
+def test_a_paused_trial_pushed_out_of_the_top_stays_and_one_ranked_into_it_later_is_promoted():
+    rungs = {1: [("a", (0.6, 300)), ("b", (0.9, 100)), ("c", (0.5, 400))]}
+    assert promotable(rungs, {"a", "c"}, MAX_MIN, 3) is None  # b (top, 3 // 3 = 1) was promoted already
+    rungs[1] += [("d", (0.4, 500)), ("e", (0.3, 600)), ("f", (0.2, 700))]
+    assert promotable(rungs, {"a", "c", "d", "e", "f"}, MAX_MIN, 3) == ("a", 1)  # 6 // 3 = 2: b, then a
+    rungs[1] += [("g", (0.95, 50)), ("h", (0.94, 60))]
+    # 8 // 3 = 2: g, and h or b; a, once second, is out of the top now and stays paused
+    assert promotable(rungs, {"a", "c", "d", "e", "f", "h"}, MAX_MIN, 3) == ("h", 1)
+    assert promotable(rungs, {"a", "c", "d", "e", "f"}, MAX_MIN, 3) is None
+
+
+def test_an_arrival_that_ranks_in_the_top_trains_on_and_one_that_does_not_pauses():
+    rungs = {1: [("a", (0.9, 100)), ("b", (0.5, 500)), ("c", (0.95, 50))]}
+    assert promotable(rungs, {"c"}, MAX_MIN, 3) == ("c", 1)  # c arrives, counted as paused: it goes on
+    rungs[1] = [("a", (0.9, 100)), ("b", (0.5, 500)), ("c", (0.4, 600))]
+    assert promotable(rungs, {"c"}, MAX_MIN, 3) is None  # c pauses; a, the top, is not paused (it went on)
+
+
+@pytest.mark.parametrize("tie_break", ["hypervolume", EPS])
+def test_promotion_ties_follow_rank_records(tie_break):
+    # duplicates: the earlier record ranks first and is promoted first
+    rungs = {1: [("a", (0.9, 100)), ("b", (0.9, 100)), ("c", (0.8, 50)), ("d", (0.1, 900))]}
+    assert promotable(rungs, {"a", "b", "c", "d"}, MAX_MIN, 4, tie_break) == ("a", 1)
+    assert promotable({1: rungs[1][::-1]}, {"a", "b", "c", "d"}, MAX_MIN, 4, tie_break) == ("b", 1)
+    # on one front the tie-break's order decides: hypervolume the middle (p2), epsilon-net the best accuracy (p0)
+    first = rank_records(FRONT, MAX_MIN, tie_break)[0]
+    assert promotable({1: FRONT}, {t for t, _ in FRONT}, MAX_MIN, 3, tie_break) == (first, 1)
+    assert first == ("p2" if tie_break == "hypervolume" else "p0")
+
+
+def test_promotion_with_limits_skips_collapsed_trials():
+    # Scaled (accuracy 0.4..0.9, spikes 0..200) the near-silent net's box (.2 x 1.1) beats a's (1.1 x .15).
+    rungs = {1: [("silent", (0.45, 0)), ("a", (0.9, 190)), ("c", (0.4, 200))]}
+    assert promotable(rungs, {"silent", "a", "c"}, MAX_MIN, 3) == ("silent", 1)
+    assert promotable(rungs, {"silent", "a", "c"}, MAX_MIN, 3, EPS) == ("a", 1)  # the best accuracy first
+    assert promotable(rungs, {"silent", "a", "c"}, MAX_MIN, 3, limits=[0.5, None]) == ("a", 1)
+    assert promotable(rungs, {"silent", "c"}, MAX_MIN, 3, limits=[0.5, None]) is None
+    with pytest.raises(ValueError, match="reduction_factor"):
+        promotable(rungs, set(), MAX_MIN, 1)

@@ -18,7 +18,8 @@ from .study_file import StudySpec
 
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "spikes_per_sample", "energy_uj", "firing_rate",
                   "synops_per_sample")
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+# PAUSED: waiting at an MO-ASHA rung to be resumed (promotion); PRUNED: stopped there for good
+STATES = ("COMPLETE", "PRUNED", "PAUSED", "FAIL", "RUNNING", "WAITING")
 
 
 @dataclass

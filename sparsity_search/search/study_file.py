@@ -72,6 +72,9 @@ class EarlyStopping(Strict):
     reduction_factor: int = Field(default=3, ge=2)
     max_epochs: int | None = Field(default=None, ge=1)  # default: the training epochs
     tie_break: TieBreak = "hypervolume"  # inside a front: moasha.rank_records
+    # stopping: a trial at a rung trains on or ends (moasha.should_continue); promotion: it pauses and a free
+    # worker resumes the best paused one first (moasha.promotable; Optuna backend, one trial per worker)
+    mode: Literal["stopping", "promotion"] = "stopping"
 
 
 class Heartbeat(Strict):
@@ -229,7 +232,21 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
     spec.space().check_against({k: fixed[k] for k in spec.fixed()}, source)
     _check_sampler_options(spec, source)
     check_population(spec.backend, spec.population.size, "population", source)
+    _check_promotion(spec, source)
     return spec
+
+
+def _check_promotion(spec: StudySpec, source: str) -> None:
+    """Promotion pauses trials at checkpoints: one trial per worker on the Optuna backend only, for now."""
+    es = spec.early_stopping
+    if es.kind != "moasha" or es.mode != "promotion":
+        return
+    if spec.backend == "ray":
+        raise ConfigError("promotion runs on the optuna backend only; use mode: stopping on ray",
+                          field="early_stopping.mode", source=source)
+    if spec.population.size > 1:
+        raise ConfigError("promotion cannot pause population members (they have no checkpoints of their own); "
+                          "use mode: stopping or population size 1", field="early_stopping.mode", source=source)
 
 
 def check_population(backend: str, size: int | None, field: str, source: str | None = None) -> None:

@@ -6,7 +6,8 @@ from .._base import RunSettings, SearchBackend
 from ..records import TrialRecord
 from ..study_file import StudySpec
 from .launcher import run_workers
-from .study import ensure_baseline, open_optuna_study, record_from_trial
+from .promotion import chains
+from .study import ensure_baseline, open_optuna_study, records_from_trials
 
 
 class OptunaBackend(SearchBackend):
@@ -19,9 +20,14 @@ class OptunaBackend(SearchBackend):
 
     def records(self, spec: StudySpec, settings: RunSettings) -> list[TrialRecord]:
         study = open_optuna_study(spec, settings.storage, create=False)
-        return [record_from_trial(spec, t) for t in study.get_trials(deepcopy=False)]
+        return records_from_trials(spec, study.get_trials(deepcopy=False))
 
     def histories(self, spec: StudySpec, settings: RunSettings, numbers: set[int]) -> dict[int, list[dict]]:
+        """Per-epoch rows by trial number; a promoted trial's row holds its continuations' epochs too."""
         study = open_optuna_study(spec, settings.storage, create=False)
-        return {t.number: [t.user_attrs[k] for k in sorted(k for k in t.user_attrs if k.startswith("epoch_"))]
-                for t in study.get_trials(deepcopy=False) if t.number in numbers}
+        rows = {}
+        for chain in chains(study.get_trials(deepcopy=False)):
+            if chain[0].number in numbers:
+                epochs = {k: v for t in chain for k, v in t.user_attrs.items() if k.startswith("epoch_")}
+                rows[chain[0].number] = [epochs[k] for k in sorted(epochs)]
+        return rows

@@ -18,7 +18,7 @@ from ...errors import SparsitySearchError
 from ...progress import StudyProgress
 from .._base import RunSettings
 from ..study_file import StudySpec
-from .study import record_from_trial
+from .study import records_from_trials
 from .worker import run_worker
 
 POLL_S = 1.0
@@ -60,7 +60,7 @@ def run_workers(spec: StudySpec, settings: RunSettings, study: optuna.Study) -> 
     progress = StudyProgress(spec, enabled=settings.show_progress, total=settings.n_trials)
 
     def show(s: optuna.Study) -> None:
-        progress.update([record_from_trial(spec, t) for t in s.get_trials(deepcopy=False)])
+        progress.update(records_from_trials(spec, s.get_trials(deepcopy=False)))
 
     if len(slots) == 1 and slots[0].gpu is None:
         settings.threads = slots[0].threads

@@ -5,6 +5,8 @@ read-modify-write, so any number of workers and machines can do it at once, and 
 then reads every trial's record at that rung and asks ``moasha.should_continue``. A trial that must stop raises
 ``optuna.TrialPruned`` from the trainer's ``report`` callback: it is recorded as PRUNED with the epoch it reached
 and its metrics at that point. The baseline is never stopped: every reduction is measured against it.
+With ``early_stopping.mode: promotion`` the trial pauses instead, unless it is the one to promote right now
+(``promotion.should_pause``); a free worker resumes it later (``promotion``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import optuna
 
 from ...moasha import rung_epochs, should_continue
 from ..study_file import StudySpec
+from .promotion import PAUSED_ATTR, promoting, should_pause
 from .storage import origin_number
 
 EpochHook = Callable[[optuna.Trial, int, dict[str, Any]], None]
@@ -30,6 +33,7 @@ def moasha_hook(spec: StudySpec, max_epochs: int) -> EpochHook | None:
     if es.kind != "moasha":
         return None
     rungs = set(rung_epochs(es.min_epochs, es.reduction_factor, es.max_epochs or max_epochs))
+    pause = promoting(spec)
 
     def hook(trial: optuna.Trial, epoch: int, metrics: dict[str, Any]) -> None:
         if epoch not in rungs or trial.user_attrs.get("is_baseline"):
@@ -37,6 +41,11 @@ def moasha_hook(spec: StudySpec, max_epochs: int) -> EpochHook | None:
         key = rung_key(epoch)
         me = origin_number(trial)
         trial.set_user_attr(key, [float(metrics[name]) for name in spec.objective_names])
+        if pause:
+            if should_pause(spec, trial, epoch):
+                trial.set_user_attr(PAUSED_ATTR, epoch)
+                raise optuna.TrialPruned(f"MO-ASHA paused the trial at epoch {epoch}")
+            return
         records: dict[int, list[float]] = {}
         for t in trial.study.get_trials(deepcopy=False):
             if key in t.user_attrs and not t.user_attrs.get("is_baseline"):

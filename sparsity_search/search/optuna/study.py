@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ...errors import ConfigError
 from ..records import TrialRecord, baseline_params
 from ..study_file import StudySpec
+from .promotion import PAUSED_ATTR, chains, is_continuation
 from .storage import open_storage
 
 # Optuna logs each failed trial with a traceback; a diverged trial is an expected outcome, reported in one line.
@@ -58,7 +59,8 @@ def spec_in_storage(name: str, storage_url: str) -> dict[str, Any]:
 
 
 def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Finished trials that count against ``n_trials``: a promoted trial's continuations do not."""
+    return sum(not is_continuation(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def ensure_baseline(study: optuna.Study, spec: StudySpec) -> None:
@@ -80,3 +82,27 @@ def record_from_trial(spec: StudySpec, t: FrozenTrial) -> TrialRecord:
                        params=baseline_params(spec) if baseline else dict(t.params), metrics=metrics,
                        epochs=int(metrics.get("epochs", len(epochs))), fail_reason=reason, duration_s=duration,
                        config=t.user_attrs.get("config", {}))
+
+
+def records_from_trials(spec: StudySpec, trials: list[FrozenTrial]) -> list[TrialRecord]:
+    """Every trial as a record; a promoted trial and its continuations are one record with its whole history:
+    the first attempt's number and parameters, the latest attempt's state and metrics (PAUSED when it paused at
+    a rung), the epochs of all attempts, and their durations summed."""
+    return [_record_from_chain(spec, chain) for chain in chains(trials)]
+
+
+def _record_from_chain(spec: StudySpec, chain: list[FrozenTrial]) -> TrialRecord:
+    first, last = chain[0], chain[-1]
+    record = record_from_trial(spec, last)
+    if last.state == TrialState.PRUNED and PAUSED_ATTR in last.user_attrs:
+        record.state = "PAUSED"
+    if len(chain) == 1:
+        return record
+    epochs = {k: v for t in chain for k, v in t.user_attrs.items() if k.startswith("epoch_")}
+    if "result" not in last.user_attrs and epochs:
+        record.metrics = epochs[max(epochs)]
+    durations = [t.duration.total_seconds() for t in chain if t.duration is not None]
+    record.number, record.params = first.number, dict(first.params)
+    record.epochs = int(record.metrics.get("epochs", len(epochs)))
+    record.duration_s = sum(durations) if durations else None
+    return record

@@ -12,11 +12,12 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ...errors import DivergedError, SparsitySearchError
+from ...errors import ConfigError, DivergedError, SparsitySearchError
 from .._base import RunSettings
 from ..study_file import StudySpec
 from .objective import Objective
 from .population import run_population_round
+from .promotion import is_continuation, promote, promoting
 from .storage import fail_stale_trials
 from .study import finished_count, open_optuna_study
 
@@ -33,7 +34,10 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     the heartbeat fails them, and their retry (queued with the same parameters) is picked up here. Workers
     that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1.
     With a population size K > 1 (``--population`` or the study file's ``population.size``) each round asks up to
-    K trials and trains them together (``population.run_population_round``)."""
+    K trials and trains them together (``population.run_population_round``).
+    With MO-ASHA's promotion a worker first resumes a promotable paused trial (``promotion.promote`` enqueues its
+    continuation, which the next ask pops), also once ``n_trials`` new trials have finished: continuations do
+    not count, and the worker leaves only when no paused trial is promotable."""
     study = open_optuna_study(spec, settings.storage, create=False, worker=True)
     # A sampler seeded only by the study's seed would propose the same points again after a resume, and in
     # every concurrent worker: offset it by the trials already stored (and a per-process salt for workers).
@@ -44,9 +48,21 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     objective = Objective(spec, settings)
     population = settings.population or spec.population.size
 
+    promotes = promoting(spec)
+    if promotes and population > 1:
+        raise ConfigError("promotion cannot pause population members (they have no checkpoints of their own); "
+                          "use mode: stopping or population size 1", field="early_stopping.mode")
+
     def covered(s: optuna.Study) -> bool:
-        running = len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        return budget is not None and finished_count(s) + running >= budget
+        running = s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return budget is not None and finished_count(s) + sum(not is_continuation(t) for t in running) >= budget
+
+    def promoted(s: optuna.Study) -> bool:
+        """Promotion: whether a continuation waits for a worker (one is enqueued here if the rungs allow)."""
+        if not promotes:
+            return False
+        waiting = s.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return any(is_continuation(t) for t in waiting) or promote(s, spec)
 
     def fail_stale() -> None:
         for number in fail_stale_trials(study, settings.storage, spec.heartbeat.grace_period):
@@ -59,17 +75,19 @@ def run_worker(spec: StudySpec, settings: RunSettings,
         fail_stale()
         if on_trial is not None:
             on_trial(s)
-        if covered(s) or failing(s):
+        pending = promoted(s)  # before the next ask: a promotable paused trial goes before a new one
+        if failing(s) or (covered(s) and not pending):
             s.stop()
 
     while deadline is None or time.monotonic() < deadline:
         fail_stale()  # before counting: a dead worker's trial becomes a queued retry
-        if budget is not None and finished_count(study) >= budget:
+        pending = promoted(study)  # promotion: resuming a paused trial comes before the budget and the sampler
+        if budget is not None and finished_count(study) >= budget and not pending:
             return
         if failing(study):
             raise SparsitySearchError(f"study {spec.name!r}: as many trials failed as the budget asks for "
                                       f"({budget}); `status` shows why")
-        if covered(study):
+        if covered(study) and not pending:
             time.sleep(min(WAIT_S, spec.heartbeat.interval))
             continue
         if population > 1:

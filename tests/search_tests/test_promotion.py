@@ -1,0 +1,195 @@
+"""Promotion-type MO-ASHA on the Optuna backend: trials pause at rungs and are resumed from the rung checkpoint.
+
+The studies search the learning rate over three decades with reduction factor 2 and rungs at epochs 1 and 2 of 4,
+as in test_moasha_backends.py. The bookkeeping (claims, duplicates, one row per trial) is checked first on
+in-memory studies built by hand, then whole studies run from the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from helpers import cli, write_study
+from sparsity_search.api import locate, open_study
+from sparsity_search.search.optuna import promotion
+from sparsity_search.search.optuna.storage import open_storage
+from sparsity_search.search.optuna.study import finished_count, records_from_trials
+
+MAX_EPOCHS, RUNGS = 4, (1, 2)
+SPACE = {"params": {"lambda_max": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+                    "lr": {"type": "float", "low": 1e-5, "high": 3e-2, "log": True}}}
+TRAIN = {"epochs": MAX_EPOCHS, "hidden": [32], "timesteps": 2, "batch_size": 128}
+PROMOTION = {"kind": "moasha", "min_epochs": 1, "reduction_factor": 2, "mode": "promotion"}
+DIST = {"lr": FloatDistribution(1e-5, 3e-2, log=True)}
+
+
+def _study(folder, n_trials=8, **changes):
+    return write_study(folder, name="promo", n_trials=n_trials, search_space=SPACE, train=dict(TRAIN),
+                       **{"early_stopping": PROMOTION, **changes})
+
+
+def _raw(results, name="promo"):
+    return optuna.load_study(study_name=name, storage=open_storage(str(results / name / "study.journal"))).trials
+
+
+def _epochs(t):
+    return sorted(int(k[len("epoch_"):]) for k in t.user_attrs if k.startswith("epoch_"))
+
+
+# --- bookkeeping on hand-made studies ---------------------------------------------------------------------------
+
+def _paused(study, lr, rung, acc, spikes):
+    attrs = {f"rung_{r:03d}": [acc, spikes] for r in RUNGS if r <= rung}
+    attrs.update({f"epoch_{e:03d}": {"val_accuracy": acc, "spikes_per_sample": spikes} for e in range(1, rung + 1)})
+    study.add_trial(create_trial(state=TrialState.PRUNED, params={"lr": lr}, distributions=DIST,
+                                 user_attrs={**attrs, promotion.PAUSED_ATTR: rung}))
+    return study.trials[-1].number
+
+
+def _spec(tmp_path):
+    return locate(_study(tmp_path))[0]
+
+
+def test_a_claimed_promotion_enqueues_one_continuation_that_does_not_count(tmp_path):
+    spec, study = _spec(tmp_path), optuna.create_study(directions=["maximize", "minimize"])
+    a = _paused(study, 1e-3, 1, 0.9, 10.0)
+    assert not promotion.promote(study, spec)  # 1 // 2 = 0: the rung waits for a second record
+    b = _paused(study, 1e-4, 1, 0.5, 20.0)  # dominated by a
+    assert promotion.promote(study, spec)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].user_attrs[promotion.CONTINUES_ATTR] == [a, 1]
+    assert waiting[0].system_attrs["fixed_params"] == {"lr": 1e-3} and waiting[0].user_attrs["origin"] == a
+    assert not promotion.promote(study, spec)  # claimed: a is no longer paused, b is not in the top
+    assert set(promotion.paused_trials(study.trials, study.user_attrs)) == {b}
+    assert finished_count(study) == 2  # the continuation will not count against n_trials
+
+
+def test_a_second_continuation_of_the_same_rung_drops_out_and_rows_merge(tmp_path):
+    spec, study = _spec(tmp_path), optuna.create_study(directions=["maximize", "minimize"])
+    a = _paused(study, 1e-3, 1, 0.9, 10.0)
+    _paused(study, 1e-4, 1, 0.5, 20.0)
+    for _ in range(2):  # the residual race: two workers both enqueued a continuation of a at rung 1
+        study.enqueue_trial({"lr": 1e-3}, user_attrs={"origin": a, promotion.CONTINUES_ATTR: [a, 1]})
+    first, second = study.ask(), study.ask()
+    assert promotion.duplicate_of(first) is None and promotion.duplicate_of(second) == first.number
+    second.set_user_attr(promotion.DUPLICATE_ATTR, first.number)
+    study.tell(second, state=TrialState.PRUNED)
+    for e in range(2, MAX_EPOCHS + 1):
+        first.set_user_attr(f"epoch_{e:03d}", {"val_accuracy": 0.95, "spikes_per_sample": 9.0, "epoch": e})
+    first.set_user_attr("result", {"val_accuracy": 0.95, "spikes_per_sample": 9.0, "epochs": MAX_EPOCHS,
+                                   "resumed_from_epoch": 1})
+    study.tell(first, (0.95, 9.0))
+    records = {r.number: r for r in records_from_trials(spec, study.trials)}
+    assert sorted(records) == [0, 1]  # the continuation and the dropped duplicate are a's row
+    assert records[a].state == "COMPLETE" and records[a].epochs == MAX_EPOCHS
+    assert records[a].metrics["val_accuracy"] == 0.95 and records[1].state == "PAUSED"
+
+
+# --- studies from the CLI ---------------------------------------------------------------------------------------
+
+def _check_promoted_study(results, n_trials, overshoot=0):
+    """Budget met by first attempts; continuations resumed at their rung; one row per trial; PAUSED shown."""
+    raw = _raw(results)
+    firsts = [t for t in raw if promotion.CONTINUES_ATTR not in t.user_attrs]
+    assert n_trials <= sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in firsts) <= n_trials + overshoot
+    assert any(promotion.PAUSED_ATTR in t.user_attrs for t in raw), "no trial paused"
+    # the sampler sees every paused attempt ranked: positive constraint values, higher rungs lower
+    scores = {r: [t.constraints[promotion.RUNG_CONSTRAINT] for t in raw if t.state == TrialState.PRUNED
+                  and t.user_attrs.get(promotion.PAUSED_ATTR) == r] for r in RUNGS}
+    assert all(v > 0 for vs in scores.values() for v in vs)
+    assert not (scores[1] and scores[2]) or max(scores[2]) < min(scores[1])
+    assert not any(t.constraints for t in raw if t.state == TrialState.COMPLETE)
+    continuations = [t for t in raw if promotion.CONTINUES_ATTR in t.user_attrs
+                     and promotion.DUPLICATE_ATTR not in t.user_attrs]
+    assert continuations, "no paused trial was resumed"
+    for c in continuations:
+        origin, rung = c.user_attrs[promotion.CONTINUES_ATTR]
+        paused = [t for t in raw if t.user_attrs.get("origin", t.number) == origin
+                  and t.user_attrs.get(promotion.PAUSED_ATTR) == rung]
+        assert len(paused) == 1 and paused[0].params == c.params
+        if c.state == TrialState.FAIL and not _epochs(c):
+            continue  # killed before its first epoch (its heartbeat retry continues)
+        assert _epochs(c)[0] == rung + 1  # nothing before the rung was trained again
+        if c.state == TrialState.COMPLETE:
+            retry = "failed_trial" in c.system_attrs  # resumed from where the killed attempt got to
+            assert (c.user_attrs["result"]["resumed_from_epoch"] >= rung) if retry else \
+                (c.user_attrs["result"]["resumed_from_epoch"] == rung)
+            assert c.user_attrs["result"]["epochs"] == MAX_EPOCHS
+
+    table = open_study("promo", results=str(results)).trials()
+    assert sorted(table["trial"]) == sorted(t.number for t in firsts)  # one row per trial, whole history
+    paused = table[table["state"] == "PAUSED"]
+    assert paused["epochs"].isin(RUNGS).all() and paused["test_accuracy"].isna().all()
+    resumed = {c.user_attrs["origin"] for c in continuations if c.state == TrialState.COMPLETE}
+    rows = table.set_index("trial")
+    for origin in resumed:
+        assert rows.loc[origin, "state"] == "COMPLETE" and rows.loc[origin, "epochs"] == MAX_EPOCHS
+    status = cli("status", "promo", "--results", results, check=True).stdout
+    assert f"paused={len(paused)}" in status
+    out = cli("pareto", "promo", "--results", results, "--format", "json", "--all", check=True).stdout
+    shown = pd.read_json(io.StringIO(out), orient="records")
+    assert set(paused["trial"]) <= set(shown["trial"])
+    return raw
+
+
+def test_two_workers_pause_and_resume_trials_from_their_rung_checkpoint(tmp_path):
+    results = tmp_path / "r"
+    cli("launch", _study(tmp_path), "--results", results, "--workers", "2", "-q", check=True)
+    raw = _check_promoted_study(results, 8, overshoot=1)
+    assert len({t.user_attrs["worker"] for t in raw if "worker" in t.user_attrs}) == 2
+
+
+def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path):
+    study = _study(tmp_path, n_trials=10, heartbeat={"interval": 1, "grace_period": 3})
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sparsity_search", "launch", str(study), "--results",
+                             str(results), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = results / "promo" / "study.journal"
+
+    def paused_now():
+        if not journal.exists():
+            return []
+        return [t for t in _raw(results) if promotion.PAUSED_ATTR in t.user_attrs]
+
+    end = time.monotonic() + 240
+    while len(paused_now()) < 2 and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.number: t for t in paused_now()}
+    assert len(before) >= 2, "the study ended or stalled before two trials paused"
+
+    cli("resume", "promo", "--results", results, "-q", check=True)
+    raw = _check_promoted_study(results, 10)
+    after = {t.number: t for t in raw}
+    for number, t in before.items():  # kept as they were: state, rung, records
+        assert after[number].state == TrialState.PRUNED and after[number].user_attrs == t.user_attrs
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"early_stopping": {**PROMOTION, "mode": "sometimes"}}, "early_stopping.mode"),
+    ({"backend": "ray"}, "promotion runs on the optuna backend only"),
+    ({"population": {"size": 4}}, "promotion cannot pause population members"),
+])
+def test_bad_promotion_settings_are_one_line_and_exit_2(tmp_path, changes, message):
+    proc = cli("launch", _study(tmp_path, **changes), "--results", tmp_path / "r", "-q")
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_promotion_with_a_population_flag_is_one_line_and_exit_2(tmp_path):
+    proc = cli("launch", _study(tmp_path), "--results", tmp_path / "r", "-q", "--population", "4")
+    assert proc.returncode == 2 and "early_stopping.mode: promotion cannot pause population members" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
