@@ -33,10 +33,11 @@ from .. import _compat
 from .._base import RunSettings, SearchBackend
 from ..records import TrialRecord
 from ..study_file import StudySpec
+from . import cluster
 from .folders import epoch_rows, read_trial, record_from_results
 from .scheduler import MOASHAScheduler, stopped_trials
 from .searcher import StudySearch
-from .trainable import NUMBER, TrialJob, run_trial
+from .trainable import DIVERGED, NUMBER, TrialJob, run_trial
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # the searcher's study: its info lines are Tune's business
@@ -111,7 +112,8 @@ def connect(settings: RunSettings) -> bool:
     """Join ``settings.ray_address``, or start a local Ray on loopback; True when this call connected.
 
     A local Ray, or a cluster at a loopback address, is reached with Ray's cluster mode off
-    (``_compat.ray_cluster_mode``), so that 127.0.0.1 stays 127.0.0.1.
+    (``_compat.ray_cluster_mode``), so that 127.0.0.1 stays 127.0.0.1. A cluster is checked first (reachable, token
+    auth) and gets this package for its workers (``cluster``).
     """
     if ray.is_initialized():
         return False
@@ -127,6 +129,9 @@ def connect(settings: RunSettings) -> bool:
             num_gpus = len(settings.gpus)
         # A local cluster of its own: GCS on a free port (never the default 6379), every process on 127.0.0.1.
         common.update(_compat.LOOPBACK_NODE, num_cpus=os.cpu_count(), num_gpus=num_gpus)
+    else:
+        cluster.check_cluster(address)
+        common["runtime_env"] = cluster.runtime_env()
     loopback = address == "local" or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
     with _compat.ray_cluster_mode(not loopback):
         ray.init(address=address, **common)
@@ -165,7 +170,10 @@ class RayBackend(SearchBackend):
                                            resume_errored=True)
             else:
                 tuner = self._new_tuner(spec, settings, placement, trainable, experiment)
-            tuner.fit()
+            grid = tuner.fit()
+            failures = [cluster.reason(r.error) or (r.metrics or {}).get("fail_reason", "") for r in grid
+                        if r.error is not None or (r.metrics or {}).get(DIVERGED)]
+            cluster.check_trials(spec.name, failures, len(grid), on_cluster=bool(settings.ray_address))
         finally:
             if connected:
                 ray.shutdown()
