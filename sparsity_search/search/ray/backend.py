@@ -121,6 +121,8 @@ def connect(settings: RunSettings) -> bool:
     address = settings.ray_address or "local"
     if address == "local":
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's own processes: loopback only
+        if _compat.RAY_AUTH_MODE not in os.environ:  # Ray's default for a new local Ray, without its warning line
+            _compat.ray_enable_token_auth()
         num_gpus = None
         if settings.device == "cpu":
             num_gpus = 0
@@ -170,7 +172,8 @@ class RayBackend(SearchBackend):
                                            resume_errored=True)
             else:
                 tuner = self._new_tuner(spec, settings, placement, trainable, experiment)
-            grid = tuner.fit()
+            with cluster.quiet_trial_errors():
+                grid = tuner.fit()
             failures = [cluster.reason(r.error) or (r.metrics or {}).get("fail_reason", "") for r in grid
                         if r.error is not None or (r.metrics or {}).get(DIVERGED)]
             cluster.check_trials(spec.name, failures, len(grid), on_cluster=bool(settings.ray_address))

@@ -15,11 +15,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ...errors import ConfigError, SparsitySearchError
 from .. import _compat
@@ -62,6 +64,28 @@ def check_cluster(address: str) -> None:
     found = "refused the token found here" if _compat.ray_token_found() else "no token was found here"
     raise ConfigError(f"the Ray cluster at {address} uses token authentication and {found}: {TOKEN_HELP}",
                       field=FLAG)
+
+
+# Tune logs each failed attempt of a trial with its whole traceback, and a summary of them at the end
+TUNE_ERROR_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
+
+
+@contextlib.contextmanager
+def quiet_trial_errors() -> Iterator[None]:
+    """Keep Tune's per-trial tracebacks off the terminal unless ``-v``: each trial's reason is in ``status`` (and its
+    folder's error.txt), and a sweep whose trials all fail ends in one line (``check_trials``)."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in TUNE_ERROR_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved):
+            logger.setLevel(level)
 
 
 def check_trials(study: str, failures: list[str], total: int, on_cluster: bool) -> None:
