@@ -117,3 +117,22 @@ def test_token_and_address_problems_are_one_line_before_any_work(tmp_path, head)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"no Ray cluster answers at 127.0.0.1:{closed}" in proc.stderr
     assert not (tmp_path / "results" / "tiny" / "ray").exists()  # nothing started
+
+
+def test_the_line_names_the_failure_and_what_to_install():
+    from sparsity_search.errors import SparsitySearchError
+    from sparsity_search.search.ray.cluster import check_trials, reason
+
+    # how Ray reports a trial whose worker could not unpickle it: the module is neither the first nor the last line
+    wrapped = ("RuntimeError: The actor with name ImplicitFunc failed to import on the worker.\n\nTraceback (most "
+               "recent call last):\n  File \"x.py\", line 1, in f\nModuleNotFoundError: No module named 'torch'\n\n"
+               "An unexpected internal error occurred while the worker was executing a task.\n")
+    first = reason(wrapped)
+    assert first == "ModuleNotFoundError: No module named 'torch'"
+    check_trials("s", [first], 2, on_cluster=True)  # one of two failed: the sweep stands
+    with pytest.raises(SparsitySearchError) as failed:
+        check_trials("s", [first, "ValueError: x"], 2, on_cluster=True)
+    assert str(failed.value).startswith("study 's': all 2 trials failed; the first: ModuleNotFoundError: No module "
+                                        "named 'torch'; install it on every node of the Ray cluster")
+    assert reason("Traceback:\n  File y\nsparsity_search.errors.DataError: no data\n") == (
+        "sparsity_search.errors.DataError: no data")

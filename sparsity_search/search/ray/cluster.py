@@ -30,6 +30,7 @@ FLAG = "--ray-address"
 TOKEN_HELP = ("copy the head node's token file (~/.ray/auth_token, or the file its RAY_AUTH_TOKEN_PATH names) to "
               "~/.ray/auth_token here (or set RAY_AUTH_TOKEN_PATH to it), or start the cluster with "
               "RAY_AUTH_MODE=disabled")
+HOST_PORT = re.compile(r"[^:/\s]+:\d+")  # a GCS address, as `ray start --head` prints it
 # A raised exception's line: "ValueError: ...", "sparsity_search.errors.DataError: ..."
 ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception)\b[^:]*:")
 
@@ -41,12 +42,15 @@ def runtime_env() -> dict[str, Any]:
 
 
 def check_cluster(address: str) -> None:
-    """Fail in one line, before ``ray.init``, when nothing answers at ``address`` or its token auth refuses us."""
+    """Fail in one line, before ``ray.init``, when nothing answers at ``address`` or its token auth refuses us.
+    Other forms Ray accepts (``auto``, ``ray://...``) are left to ``ray.init``."""
+    if not HOST_PORT.fullmatch(address):
+        return
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host or address, int(port)), timeout=10):
+        with socket.create_connection((host, int(port)), timeout=10):
             pass
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise ConfigError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
                           "`ray start --head --port PORT` and pass HOST:PORT", field=FLAG) from None
     if _compat.ray_gcs_accepts(address):
