@@ -10,6 +10,11 @@
   A trial it stops is listed in ``moasha.json`` in the experiment folder; ``records`` shows it as PRUNED with the
   epoch it reached and that epoch's metrics, and the searcher tells it to Optuna as PRUNED.
 - **Records.** ``records`` reads the trial folders (``folders``) without Ray calls.
+- **Failures.** A sweep whose trials all failed (errors used up their retries, or diverged) ends in one line with the
+  first failure's reason (``cluster.check_trials``), as the Optuna backend does; Tune's per-trial tracebacks stay off
+  the terminal unless ``-v``.
+- **Clusters.** ``--ray-address`` joins a user's cluster: probed first (reachable, token auth), and given this
+  package as the job's ``runtime_env`` (``cluster``).
 """
 
 from __future__ import annotations
