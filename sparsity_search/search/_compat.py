@@ -67,18 +67,22 @@ def experiment_folder(trial: Any) -> Path:
 RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch for token authentication: "token" or "disabled"
 
 
-def ray_gcs_accepts(address: str) -> bool:
-    """Whether the GCS at ``address`` accepts this process's credentials: one GetClusterId call, which fails at once
-    with an AuthenticationError when the cluster asks for a token it did not get (``ray.init`` would retry it for
-    20 s, a warning a second). The one C++ warning line of a refusal is kept off the terminal.
-    Private: ``ray._raylet.GcsClient`` (Ray's public API only connects through ``ray.init``)."""
+def ray_gcs_accepts(address: str, without_token: bool = False) -> bool:
+    """Whether the GCS at ``address`` accepts this process's credentials (``without_token``: no token at all): one
+    GetClusterId call, which fails at once with an AuthenticationError when the cluster asks for a token it did not
+    get (``ray.init`` would retry it for 20 s, a warning a second). The one C++ warning line of a refusal is kept off
+    the terminal. Private: ``ray._raylet.GcsClient`` (Ray's public API only connects through ``ray.init``),
+    ``ray._raylet.Config`` (re-reads RAY_AUTH_MODE)."""
     import os
     import tempfile
 
-    from ray._raylet import GcsClient
+    from ray._raylet import Config, GcsClient
     from ray.exceptions import AuthenticationError
 
-    saved = os.dup(2)
+    saved, mode = os.dup(2), os.environ.get(RAY_AUTH_MODE)
+    if without_token:
+        os.environ[RAY_AUTH_MODE] = "disabled"
+        Config.initialize("")
     try:
         with tempfile.TemporaryFile() as sink:
             os.dup2(sink.fileno(), 2)
@@ -92,6 +96,12 @@ def ray_gcs_accepts(address: str) -> bool:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        if without_token:
+            if mode is None:
+                del os.environ[RAY_AUTH_MODE]
+            else:
+                os.environ[RAY_AUTH_MODE] = mode
+            Config.initialize("")
 
 
 def ray_token_found() -> bool:

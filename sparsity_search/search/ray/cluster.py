@@ -53,9 +53,14 @@ def check_cluster(address: str) -> None:
     except OSError as exc:
         raise ConfigError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
                           "`ray start --head --port PORT` and pass HOST:PORT", field=FLAG) from None
+    mode = os.environ.get(_compat.RAY_AUTH_MODE)
+    if mode is not None and mode.lower() == "token" and _compat.ray_gcs_accepts(address, without_token=True):
+        # the cluster would call back into this driver without the token this driver's servers then ask for
+        raise ConfigError(f"the Ray cluster at {address} does not use token authentication but RAY_AUTH_MODE=token "
+                          "here: unset RAY_AUTH_MODE here, or restart the cluster with RAY_AUTH_MODE=token",
+                          field=FLAG)
     if _compat.ray_gcs_accepts(address):
         return
-    mode = os.environ.get(_compat.RAY_AUTH_MODE)
     if mode is None and _compat.ray_token_found():
         _compat.ray_enable_token_auth()  # the cluster asks for a token and one is here: use it, as "auto" does
         if _compat.ray_gcs_accepts(address):
