@@ -10,6 +10,7 @@ on with a token of the cluster's own; the head's processes are killed by session
 import os
 import site
 import subprocess
+import sys
 import venv
 from dataclasses import dataclass
 
@@ -40,6 +41,15 @@ class BareHead(LoopbackCluster):
             self.stop()
             raise
         return self
+
+
+@dataclass
+class OpenHead(BareHead):
+    """A head started with token authentication off (RAY_AUTH_MODE=disabled)."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**RAY_ENV, "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +127,23 @@ def test_token_and_address_problems_are_one_line_before_any_work(tmp_path, head)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"no Ray cluster answers at 127.0.0.1:{closed}" in proc.stderr
     assert not (tmp_path / "results" / "tiny" / "ray").exists()  # nothing started
+
+
+def test_token_auth_here_against_a_cluster_without_it_is_one_line(tmp_path):
+    study = write_study(tmp_path, n_trials=2, backend="ray")
+    open_head = OpenHead(python=sys.executable).start()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("RAY_AUTH_MODE", "token")  # the cluster's processes would call this driver without a token
+            proc = cli("launch", study, "--results", tmp_path / "results", "--ray-address", open_head.address,
+                       "-q", cwd=tmp_path, env=RAY_ENV)
+    finally:
+        open_head.stop()
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"sparsity-search launch: error: --ray-address: the Ray cluster at {open_head.address} does not use token "
+        "authentication but RAY_AUTH_MODE=token here: unset RAY_AUTH_MODE here, or restart the cluster with "
+        "RAY_AUTH_MODE=token"]
 
 
 def test_the_line_names_the_failure_and_what_to_install():
