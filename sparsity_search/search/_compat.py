@@ -62,3 +62,59 @@ def experiment_folder(trial: Any) -> Path:
     """A Tune trial's experiment folder (a restored experiment may have moved). Private: ``Trial.storage`` is a
     ``ray.train._internal.storage.StorageContext``."""
     return Path(trial.storage.experiment_fs_path)
+
+
+RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch for token authentication: "token" or "disabled"
+
+
+def ray_gcs_accepts(address: str, without_token: bool = False) -> bool:
+    """Whether the GCS at ``address`` accepts this process's credentials (``without_token``: no token at all): one
+    GetClusterId call, which fails at once with an AuthenticationError when the cluster asks for a token it did not
+    get (``ray.init`` would retry it for 20 s, a warning a second). The one C++ warning line of a refusal is kept off
+    the terminal. Private: ``ray._raylet.GcsClient`` (Ray's public API only connects through ``ray.init``),
+    ``ray._raylet.Config`` (re-reads RAY_AUTH_MODE)."""
+    import os
+    import tempfile
+
+    from ray._raylet import Config, GcsClient
+    from ray.exceptions import AuthenticationError
+
+    saved, mode = os.dup(2), os.environ.get(RAY_AUTH_MODE)
+    if without_token:
+        os.environ[RAY_AUTH_MODE] = "disabled"
+        Config.initialize("")
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                GcsClient(address=address)
+            except AuthenticationError:
+                return False
+            except Exception:  # anything else is ray.init's to report
+                return True
+            return True
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        if without_token:
+            if mode is None:
+                del os.environ[RAY_AUTH_MODE]
+            else:
+                os.environ[RAY_AUTH_MODE] = mode
+            Config.initialize("")
+
+
+def ray_token_found() -> bool:
+    """Whether Ray finds an auth token here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), whatever
+    RAY_AUTH_MODE says. Private: ``ray._raylet.AuthenticationTokenLoader``."""
+    from ray._raylet import AuthenticationTokenLoader
+
+    return AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
+
+
+def ray_enable_token_auth() -> None:
+    """Turn token authentication on for this process (and the processes it starts), as ``ray.init("auto")`` does
+    when a token is found, without Ray's warning. Private: ``authentication_token_setup._enable_token_auth``."""
+    from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+    _enable_token_auth()

@@ -10,6 +10,11 @@
   A trial it stops is listed in ``moasha.json`` in the experiment folder; ``records`` shows it as PRUNED with the
   epoch it reached and that epoch's metrics, and the searcher tells it to Optuna as PRUNED.
 - **Records.** ``records`` reads the trial folders (``folders``) without Ray calls.
+- **Failures.** A sweep whose trials all failed (errors used up their retries, or diverged) ends in one line with the
+  first failure's reason (``cluster.check_trials``), as the Optuna backend does; Tune's per-trial tracebacks stay off
+  the terminal unless ``-v``.
+- **Clusters.** ``--ray-address`` joins a user's cluster: probed first (reachable, token auth), and given this
+  package as the job's ``runtime_env`` (``cluster``).
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from .. import _compat
 from .._base import RunSettings, SearchBackend
 from ..records import TrialRecord
 from ..study_file import StudySpec
+from . import cluster
 from .folders import epoch_rows, read_trial, record_from_results
 from .scheduler import MOASHAScheduler, stopped_trials
 from .searcher import StudySearch
-from .trainable import NUMBER, TrialJob, run_trial
+from .trainable import DIVERGED, NUMBER, TrialJob, run_trial
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # the searcher's study: its info lines are Tune's business
@@ -111,7 +117,8 @@ def connect(settings: RunSettings) -> bool:
     """Join ``settings.ray_address``, or start a local Ray on loopback; True when this call connected.
 
     A local Ray, or a cluster at a loopback address, is reached with Ray's cluster mode off
-    (``_compat.ray_cluster_mode``), so that 127.0.0.1 stays 127.0.0.1.
+    (``_compat.ray_cluster_mode``), so that 127.0.0.1 stays 127.0.0.1. A cluster is checked first (reachable, token
+    auth) and gets this package for its workers (``cluster``).
     """
     if ray.is_initialized():
         return False
@@ -119,6 +126,8 @@ def connect(settings: RunSettings) -> bool:
     address = settings.ray_address or "local"
     if address == "local":
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's own processes: loopback only
+        if _compat.RAY_AUTH_MODE not in os.environ:  # Ray's default for a new local Ray, without its warning line
+            _compat.ray_enable_token_auth()
         num_gpus = None
         if settings.device == "cpu":
             num_gpus = 0
@@ -127,6 +136,9 @@ def connect(settings: RunSettings) -> bool:
             num_gpus = len(settings.gpus)
         # A local cluster of its own: GCS on a free port (never the default 6379), every process on 127.0.0.1.
         common.update(_compat.LOOPBACK_NODE, num_cpus=os.cpu_count(), num_gpus=num_gpus)
+    else:
+        cluster.check_cluster(address)
+        common["runtime_env"] = cluster.runtime_env()
     loopback = address == "local" or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
     with _compat.ray_cluster_mode(not loopback):
         ray.init(address=address, **common)
@@ -165,7 +177,11 @@ class RayBackend(SearchBackend):
                                            resume_errored=True)
             else:
                 tuner = self._new_tuner(spec, settings, placement, trainable, experiment)
-            tuner.fit()
+            with cluster.quiet_trial_errors():
+                grid = tuner.fit()
+            failures = [cluster.reason(r.error) or (r.metrics or {}).get("fail_reason", "") for r in grid
+                        if r.error is not None or (r.metrics or {}).get(DIVERGED)]
+            cluster.check_trials(spec.name, failures, len(grid), on_cluster=bool(settings.ray_address))
         finally:
             if connected:
                 ray.shutdown()
