@@ -46,8 +46,8 @@ def test_launch_runs_the_budget_with_the_baseline_first(launched):
 def test_trial_table_has_the_one_schema(launched):
     table = _study(launched).trials()
     assert list(table.columns) == ["trial", "state", "is_baseline", *(f"params_{p}" for p in PARAMS),
-                                   *METRIC_COLUMNS, "epochs", "duration_s", "fail_reason", "is_feasible", "pareto_rank",
-                                   "is_pareto", "accuracy_delta", "spike_reduction_pct"]
+                                   *METRIC_COLUMNS, "epochs", "duration_s", "fail_reason", "is_feasible",
+                                   "pareto_rank", "is_pareto", "accuracy_delta", "spike_reduction_pct"]
 
 
 def test_each_trial_records_the_config_it_trained(launched):
