@@ -50,8 +50,8 @@ def tune_cpu_allocator() -> bool:
     """Let glibc keep freed large blocks for reuse; True when it took the setting.
 
     glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh mmaps and unmaps them on free, so every
-    activation of a CIFAR-sized spiking layer ([T*B, 64, 32, 32] fp32 is 32 MiB) page-faults in anew at each step:
-    a third of a CPU training step on 2 cores. Raising the threshold and the trim threshold to 1 GiB keeps those
+    activation of a CIFAR-sized spiking layer ([T*B, 64, 32, 32] fp32 is 32 MiB) page-faults in anew at each step,
+    a large share of a CPU training step (docs/benchmarks.md). Raising the threshold and the trim threshold to 1 GiB keeps those
     blocks in the heap (the process's RSS then stays at its peak). A no-op off glibc.
     """
     if not sys.platform.startswith("linux"):

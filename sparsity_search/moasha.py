@@ -5,9 +5,8 @@ at each rung ranks the trials by non-dominated sorting instead of by one metric.
 a tie-break decides. The paper's epsilon-net spreads survivors along the trade-off, starting from the best
 first objective; with few survivors per rung (one of every reduction_factor) that promotes the front's ends,
 the densest accurate net and the silent one. The default here, greedy hypervolume contribution, promotes the
-trial that adds most to the front first. Replayed on recorded sweeps (``benchmarks/moasha_replay.py``) it
-reached the hypervolume target with about half the epochs of the epsilon-net; with TPE proposing
-(``benchmarks/search_efficiency.py --tie-break``) the two are within seed noise.
+trial that adds most to the front first; how the two compare is measured by ``benchmarks/moasha_replay.py``
+and ``benchmarks/search_efficiency.py --tie-break`` (docs/benchmarks.md).
 
 Two forms of the rule share the ranking. Stopping (:func:`should_continue`, Ray Tune's asynchronous HyperBand):
 a trial at a rung either trains on or ends there for good. Promotion (:func:`promotable`, ASHA as Li et al. 2020

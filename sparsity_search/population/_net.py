@@ -18,9 +18,9 @@ threshold, leak and surrogate slope per member, spike counts per member, pooling
 layers. ``member_state(k)`` unstacks member k into its ``SpikingNet`` state_dict (its checkpoint).
 
 Why not ``torch.func.vmap``: the neuron's autograd Functions (``FusedLIFCount``, the surrogate's Heaviside) have no
-vmap rule, so vmap needs a pure-function network with a per-step surrogate; measured on the shared 2-core machine
-(1 thread, digits MLP 64-128-10, T=4, B=64, K=8, forward + backward) that took 14.7-18.9 ms per step against
-11.7-12.0 ms here, and it cannot share the first GEMM.
+vmap rule, so vmap needs a pure-function network with a per-step surrogate, which measured slower per step than
+the stacked weights here (docs/benchmarks.md, "Measurements behind design choices"), and it cannot share the
+first GEMM.
 """
 
 from __future__ import annotations

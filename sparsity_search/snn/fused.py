@@ -27,7 +27,7 @@ whole loop into one pass over memory (forward: read x, write spikes; backward: r
 write dL/dx) instead of about ten eager passes, each allocating a tensor the size of the layer. Small layers, and
 any failure to compile, use the eager kernels: same arithmetic, same spikes.
 ``SPARSITY_SEARCH_COMPILE`` = ``auto`` (default) | ``1`` | ``0``.
-A first compile costs seconds (about 4-17 s on 2 CPU cores, less once inductor's on-disk cache is warm), so
+A first compile costs seconds (tens on 2 CPU cores with a cold cache: docs/benchmarks.md), so
 ``auto`` compiles only layers of at least ``COMPILE_MIN_ELEMENTS`` (T * N) values.
 
 ``FusedLIFCount`` also returns the spike count the sparsity loss needs, and, given one step that direct encoding
@@ -55,8 +55,8 @@ from .surrogate import Surrogate
 
 log = logging.getLogger(__name__)
 
-# Below this many elements per call (T * N) an eager step costs less than ~1 ms on a CPU core, so the seconds a
-# first compile takes would not pay back within a short trial.
+# Below this many elements per call (T * N) an eager step is cheap enough on a CPU core that the seconds a first
+# compile takes would not pay back within a short trial (docs/benchmarks.md).
 COMPILE_MIN_ELEMENTS = 1 << 20
 
 

@@ -35,7 +35,7 @@ class SeqToANN(nn.Sequential):
     ``full_precision=True`` runs them in float32 even under autocast, then casts the result to the autocast dtype
     (so the neurons and their spikes cost what they would without it). The model uses it for the input layer: it
     sees the analog input, runs once per batch under direct encoding, and oneDNN's bf16 weight gradient for a
-    3-channel convolution is pathologically slow (about 25x the float32 one on an AVX512-BF16 CPU).
+    3-channel convolution is pathologically slow on CPUs (docs/benchmarks.md gives the measurement).
     """
 
     def __init__(self, *layers: nn.Module, full_precision: bool = False) -> None:
