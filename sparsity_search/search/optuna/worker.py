@@ -17,7 +17,7 @@ from .._base import RunSettings
 from ..study_file import StudySpec
 from .objective import Objective
 from .population import run_population_round
-from .storage import fail_stale_trials
+from .storage import fail_stale_trials, quiet_experimental, waiting_retries
 from .study import finished_count, open_optuna_study
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     """One worker's loop, until the study counts ``n_trials`` finished (complete or pruned) trials or the
     timeout passes. Counting happens in storage, so a resumed study never reruns a finished trial. While the
     trials still missing are all running elsewhere, the worker waits: they finish, or their worker died and
-    the heartbeat fails them, and their retry (queued with the same parameters) is picked up here. Workers
+    the heartbeat fails them, and their retry (queued with the same parameters) is picked up here, even once the
+    budget is met (an interrupted trial is always retried once). Workers
     that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1.
     With a population size K > 1 (``--population`` or the study file's ``population.size``) each round asks up to
     K trials and trains them together (``population.run_population_round``)."""
@@ -46,7 +47,7 @@ def run_worker(spec: StudySpec, settings: RunSettings,
 
     def covered(s: optuna.Study) -> bool:
         running = len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        return budget is not None and finished_count(s) + running >= budget
+        return budget is not None and finished_count(s) + running >= budget and not waiting_retries(s)
 
     def fail_stale() -> None:
         for number in fail_stale_trials(study, settings.storage, spec.heartbeat.grace_period):
@@ -64,7 +65,7 @@ def run_worker(spec: StudySpec, settings: RunSettings,
 
     while deadline is None or time.monotonic() < deadline:
         fail_stale()  # before counting: a dead worker's trial becomes a queued retry
-        if budget is not None and finished_count(study) >= budget:
+        if budget is not None and finished_count(study) >= budget and not waiting_retries(study):
             return
         if failing(study):
             raise SparsitySearchError(f"study {spec.name!r}: as many trials failed as the budget asks for "
@@ -74,8 +75,9 @@ def run_worker(spec: StudySpec, settings: RunSettings,
             continue
         if population > 1:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            run_population_round(study, objective, population,
-                                 None if budget is None else budget - finished_count(study) - running)
+            with quiet_experimental():
+                run_population_round(study, objective, population, None if budget is None else
+                                     max(budget - finished_count(study) - running, waiting_retries(study)))
             fail_stale()
             if on_trial is not None:
                 on_trial(study)
