@@ -38,14 +38,11 @@ def test_resume_and_worker_keep_the_launch_flags_unless_given(tmp_path):
     cli("resume", "tiny", "--results", results, "-q", check=True)  # ...and is recorded for the next resume
     assert _complete(_stored(results)) == 3
 
-
-def test_a_folder_without_launch_record_still_resumes(tmp_path):
-    study = write_study(tmp_path, n_trials=2)
-    results = tmp_path / "r"
-    cli("launch", study, "--results", results, "-q", check=True)
-    (results / "tiny" / "launch.yaml").unlink()  # as written before launch.yaml existed
-    cli("resume", "tiny", "--results", results, "--n-trials", "3", "-q", check=True)
-    assert _complete(_stored(results)) == 3
+    # a study launched before launch records existed: no launch.yaml, no attribute; it resumes as the file says
+    (results / "tiny" / "launch.yaml").unlink()
+    _stored(results).set_user_attr("sparsity_search_launch", None)
+    cli("resume", study, "--results", results, "-q", check=True)
+    assert _complete(_stored(results)) == 4
 
 
 CONFLICTS = [
@@ -57,26 +54,20 @@ CONFLICTS = [
 ]
 
 
-@pytest.mark.parametrize("change,field", CONFLICTS, ids=[f for _, f in CONFLICTS])
-def test_a_study_file_that_no_longer_matches_the_launch_is_one_line(change, field, tmp_path):
+def test_a_study_file_that_no_longer_matches_the_launch_is_one_line(tmp_path):
     results = tmp_path / "r"
     cli("launch", write_study(tmp_path, n_trials=1), "--results", results, "-q", check=True)
     before = tree_snapshot(results)
-    changed = write_study(tmp_path, n_trials=1, **change)
-    for command in (("resume", changed), ("launch", changed), ("pareto", changed)):
-        proc = cli(*command, "--results", results)
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-        assert f"{field}: " in proc.stderr and "launched with another" in proc.stderr
-    assert tree_snapshot(results) == before  # nothing stored, nothing lost
-
-
-def test_backend_flag_against_the_recorded_backend_is_one_line(tmp_path):
-    results = tmp_path / "r"
-    study = write_study(tmp_path, n_trials=1)
-    cli("launch", study, "--results", results, "-q", check=True)
-    proc = cli("resume", study, "--results", results, "--backend", "ray")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--backend:" in proc.stderr
+    for change, field in CONFLICTS:
+        changed = write_study(tmp_path, n_trials=1, **change)
+        for command in ("resume", "launch", "pareto"):
+            proc = cli(command, changed, "--results", results)
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert f"{field}: " in proc.stderr and "launched with another" in proc.stderr, proc.stderr
+    proc = cli("resume", write_study(tmp_path, n_trials=1), "--results", results, "--backend", "ray")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--backend:" in proc.stderr, proc.stderr
     assert "launched on optuna" in proc.stderr
+    assert tree_snapshot(results) == before  # nothing stored, nothing lost
 
 
 def test_recorded_gpus_on_a_machine_without_them_say_they_were_recorded(tmp_path):
