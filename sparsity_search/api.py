@@ -23,7 +23,7 @@ from .config import TrainConfig, from_dict
 from .errors import ConfigError
 from .search import RunSettings, StudySpec, get_backend, load_study_file, parse_study, trials_table
 from .search import default_storage_url
-from .search.recorded import check_matches, write_launch_file
+from .search.recorded import check_matches, read_launch_file, write_launch_file
 from .search.study_file import DEFAULT_RESULTS
 
 SNAPSHOT = "study.yaml"
@@ -69,6 +69,16 @@ def recorded_spec(results_dir: Path) -> StudySpec | None:
     """The spec a study was launched with, from its snapshot; None before its first launch."""
     snapshot = results_dir / SNAPSHOT
     return load_study_file(snapshot) if snapshot.exists() else None
+
+
+def recorded_flags(spec: StudySpec, results_dir: Path, storage: str, snapshot: bool) -> dict[str, Any] | None:
+    """The run flags the study was launched with (``search.recorded``); None when it was never launched
+    (``snapshot``: its results folder has a ``study.yaml``). Optuna's come from the storage every machine shares."""
+    if spec.backend == "optuna":
+        from .search.optuna.study import launch_in_storage
+
+        return launch_in_storage(spec.name, storage)
+    return read_launch_file(results_dir) if snapshot else None
 
 
 def write_snapshot(spec: StudySpec, results_dir: Path, launch: dict[str, Any] | None = None) -> None:

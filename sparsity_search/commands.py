@@ -204,8 +204,8 @@ def _check_ray_budget(args: argparse.Namespace, spec: Any, settings: Any, launch
 
 def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     """Spec and run settings from the flags, the flags recorded at launch (``search.recorded``), then the file."""
-    from .api import locate, recorded_spec
-    from .search.recorded import FLAGS, recorded_flags
+    from .api import locate, recorded_flags, recorded_spec
+    from .search.recorded import FLAGS
 
     spec, settings = locate(args.study, args.storage, args.results)
     launched = recorded_spec(settings.results_dir)  # the snapshot; its backend is spec's already

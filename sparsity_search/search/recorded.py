@@ -71,16 +71,6 @@ def check_matches(spec: StudySpec, recorded: StudySpec, where: str, source: str 
                               "launch under another name or --results", field=key, source=source)
 
 
-def recorded_flags(spec: StudySpec, results_dir: Path, storage: str, snapshot: bool) -> dict[str, Any] | None:
-    """The run flags the study was launched with; None when it was never launched (``snapshot``: its results
-    folder has a ``study.yaml``). Optuna's come from the storage, which every machine shares."""
-    if spec.backend == "optuna":
-        from .optuna.study import launch_in_storage
-
-        return launch_in_storage(spec.name, storage)
-    return read_launch_file(results_dir) if snapshot else None
-
-
 def ray_restorable(results_dir: Path) -> bool:
     """Whether a Ray study's Tune experiment (``ray.backend.EXPERIMENT``) would be restored, keeping the budget and
     timeout it started with: Tune's own ``Tuner.can_restore`` test, without importing Ray."""
