@@ -33,6 +33,8 @@ def test_resume_and_worker_keep_the_launch_flags_unless_given(tmp_path):
     cli("worker", "tiny", "--results", results, "-q", check=True)
     assert _complete(_stored(results)) == 2  # the file's 4 did not win over the launch's --n-trials 2
 
+    for _ in range(3):  # trials of killed workers (failed, no reason): not "every trial fails" for a budget of 3
+        _stored(results).add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
     cli("resume", study, "--results", results, "--n-trials", "3", "-q", check=True)  # given again: it wins...
     assert _complete(_stored(results)) == 3
     cli("resume", "tiny", "--results", results, "-q", check=True)  # ...and is recorded for the next resume

@@ -54,7 +54,9 @@ def run_worker(spec: StudySpec, settings: RunSettings,
             log.warning("trial %d lost its worker: failed, and queued once more from its checkpoint", number)
 
     def failing(s: optuna.Study) -> bool:  # every trial failing (a broken setting) must not loop forever
-        return budget is not None and len(s.get_trials(deepcopy=False, states=(TrialState.FAIL,))) >= budget
+        failed = s.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        # trials whose worker was killed (no fail_reason; they are retried) say nothing about the settings
+        return budget is not None and sum("fail_reason" in t.user_attrs for t in failed) >= budget
 
     def after_trial(s: optuna.Study, _: FrozenTrial) -> None:
         fail_stale()
