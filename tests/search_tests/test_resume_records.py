@@ -46,6 +46,14 @@ def test_resume_and_worker_keep_the_launch_flags_unless_given(tmp_path):
     cli("resume", study, "--results", results, "-q", check=True)
     assert _complete(_stored(results)) == 4
 
+    # a queued retry of an interrupted trial runs even though the budget is met (it stayed WAITING for good)
+    done = _stored(results).get_trials(states=(optuna.trial.TrialState.COMPLETE,))[-1]
+    _stored(results).add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=done.params, distributions=done.distributions,
+        user_attrs={"origin": done.number}, system_attrs={"failed_trial": done.number}))
+    cli("resume", study, "--results", results, "-q", check=True)
+    assert _stored(results).trials[-1].state == optuna.trial.TrialState.COMPLETE
+
 
 CONFLICTS = [
     ({"search_space": {"params": {**TINY_SPACE["params"],
