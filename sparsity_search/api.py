@@ -23,6 +23,7 @@ from .config import TrainConfig, from_dict
 from .errors import ConfigError
 from .search import RunSettings, StudySpec, get_backend, load_study_file, parse_study, trials_table
 from .search import default_storage_url
+from .search.recorded import check_matches, read_launch_file, write_launch_file
 from .search.study_file import DEFAULT_RESULTS
 
 SNAPSHOT = "study.yaml"
@@ -33,7 +34,9 @@ def locate(study: str | Path, storage: str | None = None, results: str | None = 
     """Resolve a study file, a results folder or a study name (+ ``--storage``/``--results``) to its spec and home.
 
     A launch snapshots the validated study file as ``<results>/<name>/study.yaml`` (with the backend it ran on),
-    so a name alone finds it; with only ``--storage``, the spec is read back from the storage.
+    so a name alone finds it; with only ``--storage``, the spec is read back from the storage. A study file whose
+    study has a snapshot runs on the recorded backend, and must agree with it on what shapes the trials
+    (``search.recorded``): a one-line error names the field otherwise.
     """
     path = Path(study)
     if path.is_dir() and (path / SNAPSHOT).exists():
@@ -41,6 +44,10 @@ def locate(study: str | Path, storage: str | None = None, results: str | None = 
         results = results or str(path.parent)
     elif path.is_file():
         spec = load_study_file(path)
+        recorded = recorded_spec(spec.results_dir(results))
+        if recorded is not None:  # launched before: it runs as recorded (backend included), if the file agrees
+            check_matches(spec, recorded, str(spec.results_dir(results)), source=str(path))
+            spec.backend = recorded.backend
     else:
         name = str(study)
         snapshot = Path(results or DEFAULT_RESULTS) / name / SNAPSHOT
@@ -58,12 +65,31 @@ def locate(study: str | Path, storage: str | None = None, results: str | None = 
     return spec, RunSettings(results_dir=results_dir, storage=url)
 
 
-def write_snapshot(spec: StudySpec, results_dir: Path) -> None:
-    """Record the validated spec (search space inlined, backend included) beside the study's results."""
+def recorded_spec(results_dir: Path) -> StudySpec | None:
+    """The spec a study was launched with, from its snapshot; None before its first launch."""
+    snapshot = results_dir / SNAPSHOT
+    return load_study_file(snapshot) if snapshot.exists() else None
+
+
+def recorded_flags(spec: StudySpec, results_dir: Path, storage: str, snapshot: bool) -> dict[str, Any] | None:
+    """The run flags the study was launched with (``search.recorded``); None when it was never launched
+    (``snapshot``: its results folder has a ``study.yaml``). Optuna's come from the storage every machine shares."""
+    if spec.backend == "optuna":
+        from .search.optuna.study import launch_in_storage
+
+        return launch_in_storage(spec.name, storage)
+    return read_launch_file(results_dir) if snapshot else None
+
+
+def write_snapshot(spec: StudySpec, results_dir: Path, launch: dict[str, Any] | None = None) -> None:
+    """Record the validated spec (search space inlined, backend included) beside the study's results, and the run
+    flags it was launched with (``launch``, as ``launch.yaml``; see ``search.recorded``)."""
     results_dir.mkdir(parents=True, exist_ok=True)
     tmp = results_dir / (SNAPSHOT + ".tmp")
     tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     tmp.replace(results_dir / SNAPSHOT)
+    if launch is not None:
+        write_launch_file(results_dir, launch)
 
 
 @dataclass

@@ -168,15 +168,74 @@ def _check_run_flags(args: argparse.Namespace, spec: Any, device: str) -> None:
                           field="--workers")
 
 
+def _fill_recorded(args: argparse.Namespace, recorded: dict[str, Any]) -> set[str]:
+    """Give the run flags not typed now the values recorded at launch; returns the names filled. Typing one of the
+    worker layout flags (``recorded.LAYOUT``) drops the recorded others, and ``--device cpu`` the recorded GPUs."""
+    from .search.recorded import FLAGS, LAYOUT
+
+    given = {name for name in FLAGS if _given(args, name)}
+    filled = set()
+    for name, value in recorded.items():
+        if name in given or not hasattr(args, name) or (given & set(LAYOUT) and name in LAYOUT):
+            continue
+        if name in ("gpus", "trials_per_gpu") and args.device == "cpu":
+            continue
+        setattr(args, name, value)
+        filled.add(name)
+    return filled
+
+
+def _check_ray_budget(args: argparse.Namespace, spec: Any, settings: Any, launched: Any,
+                      recorded: dict[str, Any]) -> None:
+    """Tune restores an experiment with the budget and timeout it started with: asking for others is an error."""
+    from .search.recorded import ray_restorable
+
+    if spec.backend != "ray" or launched is None or not ray_restorable(settings.results_dir):
+        return
+    for name in ("n_trials", "timeout"):
+        before = recorded.get(name, getattr(launched, name))
+        now = getattr(settings, name) or getattr(spec, name)
+        if now != before:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"a restored Ray experiment keeps the {name} it was launched with ({before}): Tune "
+                              "cannot change it", field=flag if _given(args, name) else name,
+                              source=None if _given(args, name) else str(args.study))
+
+
 def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
-    from .api import locate
-    from .search import check_population
+    """Spec and run settings from the flags, the flags recorded at launch (``search.recorded``), then the file."""
+    from .api import locate, recorded_flags, recorded_spec
+    from .search.recorded import FLAGS
 
     spec, settings = locate(args.study, args.storage, args.results)
-    if getattr(args, "backend", None):
+    launched = recorded_spec(settings.results_dir)  # the snapshot; its backend is spec's already
+    recorded = recorded_flags(spec, settings.results_dir, settings.storage, launched is not None)
+    if getattr(args, "backend", None) and args.backend != spec.backend:
+        if launched is not None or recorded is not None:
+            raise ConfigError(f"study {spec.name!r} was launched on {spec.backend}, where its trials are; leave "
+                              "--backend out, or launch under another name or --results", field="--backend")
         spec.backend = args.backend
+    given = {name: getattr(args, name) for name in FLAGS if _given(args, name)}
+    filled = _fill_recorded(args, recorded or {})
+    settings.launch = {**{name: getattr(args, name) for name in filled}, **given}
+    try:
+        _resolve_run_flags(args, spec, settings)
+    except ConfigError as exc:
+        name = (exc.field or "").lstrip("-").replace("-", "_")
+        if name in filled and exc.field.startswith("--"):
+            raise ConfigError(f"{exc.reason} ({exc.field} {getattr(args, name)} was recorded at launch; a flag "
+                              "given again replaces it)", field=exc.field) from None
+        raise
+    _check_ray_budget(args, spec, settings, launched, recorded or {})
+    _check_output_paths(args, spec, settings)
+    return spec, settings
+
+
+def _resolve_run_flags(args: argparse.Namespace, spec: Any, settings: Any) -> None:
+    from .search import check_population
+
     settings.n_trials, settings.timeout = args.n_trials, args.timeout
-    # The study file's train.device / train.threads hold unless the flag is given.
+    # The study file's train.device / train.threads hold unless the flag is given (or was, at launch).
     settings.device = args.device or spec.train.get("device") or "auto"
     settings.threads = spec.train.get("threads", 0) if args.threads is None else args.threads
     settings.show_progress = not args.quiet
@@ -190,6 +249,9 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
         if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):
             raise ConfigError(f"must be {limit}, got {value}", field="--" + name.replace("_", "-"))
     settings.gpus = _gpus(getattr(args, "gpus", ""), settings.ray_address)
+
+
+def _check_output_paths(args: argparse.Namespace, spec: Any, settings: Any) -> None:
     try:  # the folder resolved from the flag, the study file's results: or the default results/
         check_output_folder(settings.results_dir)
     except OutputPathError as exc:
@@ -200,7 +262,6 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
             check_output_file(journal) if journal.exists() else check_output_folder(journal.parent)
         except OutputPathError as exc:
             raise ConfigError(exc.reason, field="--storage" if args.storage else "storage") from None
-    return spec, settings
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -209,7 +270,7 @@ def _launch(args: argparse.Namespace) -> int:
     from .search import get_backend
 
     spec, settings = _settings_from_args(args)
-    write_snapshot(spec, settings.results_dir)
+    write_snapshot(spec, settings.results_dir, launch=settings.launch)
     get_backend(spec.backend).run(spec, settings)
     study = Study(spec, settings)
     table = study.pareto()

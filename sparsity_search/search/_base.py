@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .records import TrialRecord
 from .study_file import StudySpec
@@ -39,6 +40,8 @@ class RunSettings:
     max_concurrent: int | None = None
     population: int | None = None  # Optuna: trials trained at once as one network; None = population.size
     show_progress: bool = True
+    # The run flags to record with the study (``search.recorded``): launch's and resume's, merged; None: keep them.
+    launch: dict[str, Any] | None = None
 
 
 class SearchBackend(abc.ABC):

@@ -77,6 +77,17 @@ def test_export_formats_read_back_to_the_same_table(tmp_path, fmt, reader):
     expected = pd.read_json(__import__("io").StringIO(shown), orient="records")
     assert list(back.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(back.reset_index(drop=True), expected, check_dtype=False, atol=1e-9)
+    # and both say what the storage holds: every finished trial once, with its stored objective values and params
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / "r" / "tiny" / "study.journal")))
+    stored = {t.number: t for t in optuna.load_study(study_name="tiny", storage=storage).trials
+              if t.state == optuna.trial.TrialState.COMPLETE}
+    assert sorted(back["trial"]) == sorted(stored) and len(stored) == 3
+    for _, row in back.iterrows():
+        t = stored[int(row["trial"])]
+        assert [row["val_accuracy"], row["spikes_per_sample"]] == pytest.approx(t.values, rel=1e-9)
+        for name, value in t.params.items():
+            assert row[f"params_{name}"] == (pytest.approx(value) if isinstance(value, float) else value)
 
 
 def test_two_local_workers_share_the_embedded_storage(tmp_path):

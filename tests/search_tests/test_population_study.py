@@ -89,6 +89,7 @@ def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_
         proc.wait()
     killed = open_study("tiny", results=str(results)).trials()
     killed = killed[killed["state"] == "RUNNING"]
+    checkpointed = {n: (results / "tiny" / "trials" / f"{n:05d}" / "checkpoint.pt").exists() for n in killed["trial"]}
 
     cli("resume", "tiny", "--results", results, "-q", check=True)
     spec, settings = locate("tiny", results=str(results))
@@ -99,4 +100,7 @@ def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_
         retries = [t for t in trials if t.system_attrs.get("failed_trial") == number]
         assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
         assert retries[0].params == trials[number].params
-        assert retries[0].user_attrs["result"]["epochs"] == 40  # trained from the start: populations keep no checkpoint
+        result = retries[0].user_attrs["result"]
+        assert result["epochs"] == 40
+        # from the member's last checkpoint where the population kept one, else from the first epoch
+        assert (result["resumed_from_epoch"] >= 1) == checkpointed[number]

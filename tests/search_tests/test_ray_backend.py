@@ -225,3 +225,18 @@ def test_failed_trial_retries_from_its_checkpoint_and_diverged_trial_fails(tmp_p
     assert by_key[diverged].state == "FAIL" and "diverged" in by_key[diverged].fail_reason
     assert sorted(records) == [0, 1, 2, 3]
     assert sum(r.state == "COMPLETE" for r in records.values()) == 3
+
+
+def test_a_ray_study_is_read_and_resumed_as_launched(tiny_launch, tmp_path):
+    """Issue 15 items 4-5: the recorded backend wins over a study file's default, and a restored experiment's
+    budget cannot change (Tune keeps it): one line naming the flag or field, before any Ray starts."""
+    results, _ = tiny_launch("ray")
+    plain = write_study(tmp_path, n_trials=4)  # the same study, without `backend: ray` (as if launched --backend ray)
+    shown = cli("pareto", plain, "--results", results, check=True).stdout
+    assert "spikes_per_sample" in shown
+    for args, field in ((["--n-trials", "9"], "--n-trials:"), (["--timeout", "60"], "--timeout:"),
+                        (["--backend", "optuna"], "--backend:")):
+        proc = cli("resume", plain, "--results", results, *args, env=RAY_ENV)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and field in proc.stderr, proc.stderr
+    proc = cli("resume", write_study(tmp_path, n_trials=5), "--results", results, env=RAY_ENV)
+    assert proc.returncode == 2 and "n_trials:" in proc.stderr and "launched with (4)" in proc.stderr, proc.stderr

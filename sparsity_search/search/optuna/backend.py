@@ -14,7 +14,7 @@ class OptunaBackend(SearchBackend):
     name = "optuna"
 
     def run(self, spec: StudySpec, settings: RunSettings) -> None:
-        study = open_optuna_study(spec, settings.storage, create=True)
+        study = open_optuna_study(spec, settings.storage, create=True, launch=settings.launch)
         ensure_baseline(study, spec)
         run_workers(spec, settings, study)
 

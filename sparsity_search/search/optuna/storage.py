@@ -12,9 +12,12 @@ Either way a stale trial is failed and queued once more with the same parameters
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -42,8 +45,27 @@ def origin_number(trial: optuna.Trial | FrozenTrial) -> int:
     return int(trial.user_attrs.get(ORIGIN_ATTR, trial.number))
 
 
+@contextlib.contextmanager
+def quiet_experimental() -> Iterator[None]:
+    """Optuna warns at each use of an experimental API; the ones called inside this block (heartbeats, their retry
+    callback, ``fail_stale_trials``, metric names) are this package's choice, not something a user can act on.
+    So is asking trials by hand on a storage with heartbeats (population rounds start the heartbeat themselves)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
+
+
+def waiting_retries(study: optuna.Study) -> int:
+    """Queued retries of interrupted trials. Each runs, even once the budget is met: an interrupted trial is
+    always retried once."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return sum("failed_trial" in t.system_attrs for t in waiting)  # set by RetryHeartbeatStaleTrialCallback
+
+
 def _retry() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
-    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    with quiet_experimental():
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
 
 def open_storage(url: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:
@@ -59,7 +81,8 @@ def open_storage(url: str, heartbeat: tuple[int, int] | None = None) -> BaseStor
                                          "heartbeat_stale_trial_callback": _retry()}
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+        with quiet_experimental():
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
     except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
         raise ConfigError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}", field="storage") from None
 
@@ -103,7 +126,8 @@ def fail_stale_trials(study: optuna.Study, storage_url: str, grace_period: float
     trials' heartbeat files.
     """
     if not is_journal(storage_url):
-        optuna.storages.fail_stale_trials(study)
+        with quiet_experimental():
+            optuna.storages.fail_stale_trials(study)
         return []
     failed = []
     now = time.time()

@@ -5,45 +5,92 @@ No torch here: ``pareto``, ``status`` and ``spec_in_storage`` read studies throu
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import DuplicatedStudyError
 from optuna.trial import FrozenTrial, TrialState
 
 from ...errors import ConfigError
 from ..records import TrialRecord, baseline_params
-from ..study_file import StudySpec
+from ..recorded import check_matches
+from ..study_file import StudySpec, parse_study
 from .promotion import PAUSED_ATTR, chains, is_continuation
-from .storage import open_storage
+from .storage import is_journal, open_storage, quiet_experimental
 
 # Optuna logs each failed trial with a traceback; a diverged trial is an expected outcome, reported in one line.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 SPEC_ATTR = "sparsity_search_spec"
+LAUNCH_ATTR = "sparsity_search_launch"  # the run flags it was launched with (``search.recorded``)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+BASELINE_WAIT_S = 2.0  # how long a launch that did not create the study waits for its creator's baseline
 
 
-def open_optuna_study(spec: StudySpec, storage_url: str, *, create: bool, worker: bool = False) -> optuna.Study:
-    """Load the study, or create it with the spec's directions and sampler; the spec is kept in the study.
+def open_optuna_study(spec: StudySpec, storage_url: str, *, create: bool, worker: bool = False,
+                      launch: dict[str, Any] | None = None) -> optuna.Study:
+    """Load the study, or create it with the spec's directions, metric names and sampler; the spec (and the run
+    flags ``launch``) are kept in the study. A study file that disagrees with the recorded spec on what shapes the
+    trials is a one-line error (``recorded.check_matches``).
 
-    Workers open the storage with heartbeats, so their trials are failed and retried if they die.
+    Only one process can create a study (a second ``create_study`` raises), and that one queues the baseline at
+    once: two launches started together on one storage queue one baseline. Workers open the storage with
+    heartbeats, so their trials are failed and retried if they die.
     """
     beat = (spec.heartbeat.interval, spec.heartbeat.grace_period) if worker else None
     storage = open_storage(storage_url, beat)
     sampler = spec.make_sampler()
-    if create:
-        study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
-                                    sampler=sampler, load_if_exists=True)
-        wanted = [optuna.study.StudyDirection[d.upper()] for d in spec.directions]
-        if list(study.directions) != wanted:
-            raise ConfigError(f"study {spec.name!r} already exists in {storage_url} with other objectives",
-                              field="objectives")
-        study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    if not create:
+        try:
+            study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
+        except KeyError:
+            raise ConfigError(f"no study named {spec.name!r} in {storage_url}") from None
+        if worker:
+            _check_recorded(study, spec, storage_url)
         return study
     try:
-        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
+        study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
+                                    sampler=sampler)
+        if spec.baseline:
+            study.enqueue_trial({}, user_attrs={"is_baseline": True})
+    except DuplicatedStudyError:
+        study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
+    wanted = [optuna.study.StudyDirection[d.upper()] for d in spec.directions]
+    if list(study.directions) != wanted:
+        raise ConfigError(f"study {spec.name!r} already exists in {storage_url} with other objectives",
+                          field="objectives")
+    _check_recorded(study, spec, storage_url)
+    study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    if launch is not None:
+        study.set_user_attr(LAUNCH_ATTR, launch)
+    if study.metric_names is None:  # optuna-dashboard and the `optuna` command show them instead of "Objective 0"
+        with quiet_experimental():
+            study.set_metric_names(spec.objective_names)
+    return study
+
+
+def _check_recorded(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
+    data = study.user_attrs.get(SPEC_ATTR)
+    if data is None:
+        return
+    try:
+        recorded = parse_study(data, f"{storage_url} ({spec.name})", Path.cwd())
+    except ConfigError:  # recorded by a version whose study files this one no longer reads: nothing to compare
+        return
+    check_matches(spec, recorded, storage_url)
+
+
+def launch_in_storage(name: str, storage_url: str) -> dict[str, Any] | None:
+    """The run flags a study was launched with, from its storage; None when the storage has no such study."""
+    if is_journal(storage_url) and not Path(storage_url).exists():
+        return None
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
-        raise ConfigError(f"no study named {spec.name!r} in {storage_url}") from None
+        return None
+    return dict(study.user_attrs.get(LAUNCH_ATTR) or {})
 
 
 def spec_in_storage(name: str, storage_url: str) -> dict[str, Any]:
@@ -64,9 +111,18 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def ensure_baseline(study: optuna.Study, spec: StudySpec) -> None:
-    """Queue the lambda = 0 baseline once; it is asked before any sampled trial."""
-    if spec.baseline and not any(t.user_attrs.get("is_baseline") for t in study.get_trials(deepcopy=False)):
-        study.enqueue_trial({}, user_attrs={"is_baseline": True})
+    """Make sure the lambda = 0 baseline is queued; it is asked before any sampled trial.
+
+    The process that created the study queued it (``open_optuna_study``). Another one waits a moment for it before
+    queueing one itself: that happens only when the creator died between creating the study and queueing it.
+    """
+    if not spec.baseline:
+        return
+    for wait in (0.0, BASELINE_WAIT_S):
+        time.sleep(wait)
+        if any(t.user_attrs.get("is_baseline") for t in study.get_trials(deepcopy=False)):
+            return
+    study.enqueue_trial({}, user_attrs={"is_baseline": True})
 
 
 def record_from_trial(spec: StudySpec, t: FrozenTrial) -> TrialRecord:

@@ -18,7 +18,7 @@ from ..study_file import StudySpec
 from .objective import Objective
 from .population import run_population_round
 from .promotion import is_continuation, promote, promoting
-from .storage import fail_stale_trials
+from .storage import fail_stale_trials, quiet_experimental, waiting_retries
 from .study import finished_count, open_optuna_study
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     """One worker's loop, until the study counts ``n_trials`` finished (complete or pruned) trials or the
     timeout passes. Counting happens in storage, so a resumed study never reruns a finished trial. While the
     trials still missing are all running elsewhere, the worker waits: they finish, or their worker died and
-    the heartbeat fails them, and their retry (queued with the same parameters) is picked up here. Workers
+    the heartbeat fails them, and their retry (queued with the same parameters) is picked up here, even once the
+    budget is met (an interrupted trial is always retried once). Workers
     that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1.
     With a population size K > 1 (``--population`` or the study file's ``population.size``) each round asks up to
     K trials and trains them together (``population.run_population_round``).
@@ -55,7 +56,8 @@ def run_worker(spec: StudySpec, settings: RunSettings,
 
     def covered(s: optuna.Study) -> bool:
         running = s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return budget is not None and finished_count(s) + sum(not is_continuation(t) for t in running) >= budget
+        started = finished_count(s) + sum(not is_continuation(t) for t in running)
+        return budget is not None and started >= budget and not waiting_retries(s)
 
     def promoted(s: optuna.Study) -> bool:
         """Promotion: whether a continuation waits for a worker (one is enqueued here if the rungs allow)."""
@@ -69,7 +71,9 @@ def run_worker(spec: StudySpec, settings: RunSettings,
             log.warning("trial %d lost its worker: failed, and queued once more from its checkpoint", number)
 
     def failing(s: optuna.Study) -> bool:  # every trial failing (a broken setting) must not loop forever
-        return budget is not None and len(s.get_trials(deepcopy=False, states=(TrialState.FAIL,))) >= budget
+        failed = s.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        # trials whose worker was killed (no fail_reason; they are retried) say nothing about the settings
+        return budget is not None and sum("fail_reason" in t.user_attrs for t in failed) >= budget
 
     def after_trial(s: optuna.Study, _: FrozenTrial) -> None:
         fail_stale()
@@ -82,7 +86,7 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     while deadline is None or time.monotonic() < deadline:
         fail_stale()  # before counting: a dead worker's trial becomes a queued retry
         pending = promoted(study)  # promotion: resuming a paused trial comes before the budget and the sampler
-        if budget is not None and finished_count(study) >= budget and not pending:
+        if budget is not None and finished_count(study) >= budget and not pending and not waiting_retries(study):
             return
         if failing(study):
             raise SparsitySearchError(f"study {spec.name!r}: as many trials failed as the budget asks for "
@@ -92,8 +96,9 @@ def run_worker(spec: StudySpec, settings: RunSettings,
             continue
         if population > 1:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            run_population_round(study, objective, population,
-                                 None if budget is None else budget - finished_count(study) - running)
+            with quiet_experimental():
+                run_population_round(study, objective, population, None if budget is None else
+                                     max(budget - finished_count(study) - running, waiting_retries(study)))
             fail_stale()
             if on_trial is not None:
                 on_trial(study)

@@ -4,8 +4,8 @@
   (Tune's ``time_budget_s`` would stop running trials half-trained and leave them without a final report).
 - **Resume.** ``run`` on an existing experiment folder is ``Tuner.restore``: finished trials stay, unfinished and
   errored ones continue from their last checkpoint, the searcher continues where it was. A restored experiment
-  keeps the budget, timeout, concurrency and resources it was launched with (Tune stores them); the timeout
-  counts from each run's start. An experiment that ended (budget or timeout) starts no new trials.
+  keeps the budget, timeout, concurrency and resources it was launched with (Tune stores them; ``resume`` refuses
+  another budget or timeout, ``commands._check_ray_budget``); the timeout counts from each run's start. An experiment that ended (budget or timeout) starts no new trials.
 - **Early stopping.** With ``early_stopping: {kind: moasha}`` the Tuner gets ``MOASHAScheduler`` (``scheduler``).
   A trial it stops is listed in ``moasha.json`` in the experiment folder; ``records`` shows it as PRUNED with the
   epoch it reached and that epoch's metrics, and the searcher tells it to Optuna as PRUNED.
@@ -170,9 +170,6 @@ class RayBackend(SearchBackend):
             resources = {"cpu": placement.cpus, **({"gpu": placement.gpus} if placement.gpus else {})}
             trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), resources)
             if tune.Tuner.can_restore(experiment):
-                if settings.n_trials or settings.timeout:
-                    log.warning("%s: a restored Ray experiment keeps the budget and timeout it was launched with",
-                                experiment)
                 tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
                                            resume_errored=True)
             else:

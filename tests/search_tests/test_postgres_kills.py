@@ -1,0 +1,150 @@
+"""kill -9 on PostgreSQL, as a user meets it (issue 15 item 7): CLI subprocesses, a real server on 127.0.0.1:5432,
+a uuid study name per test, deleted afterwards. Trials are tiny but long enough (20-40 epochs) to be caught mid-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from helpers import cli, write_study
+
+pytestmark = pytest.mark.postgres
+URL = "postgresql://postgres@127.0.0.1:5432/test"
+SLOW_TRAIN = {"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32}
+POPULATION_TRAIN = {**SLOW_TRAIN, "epochs": 20}  # two members at once: half the epochs leave the same window
+FAST_BEAT = {"interval": 1, "grace_period": 3}
+CHECKPOINT = "checkpoint.pt"
+
+
+@pytest.fixture
+def pg_name():
+    pytest.importorskip("psycopg")
+    name = f"pg_{uuid.uuid4().hex[:10]}"
+    yield name
+    try:
+        optuna.delete_study(study_name=name, storage=URL)
+    except KeyError:
+        pass
+
+
+def _popen(*args: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sparsity_search", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _trials(name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=URL).get_trials()
+    except KeyError:
+        return []
+
+
+def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None and time.monotonic() < deadline, f"{what} was not caught mid-way"
+        time.sleep(0.3)
+
+
+def _epochs(t: optuna.trial.FrozenTrial) -> int:
+    return sum(k.startswith("epoch_") for k in t.user_attrs)
+
+
+def _retries_of(trials, number: int) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.system_attrs.get("failed_trial") == number]
+
+
+def test_one_of_two_workers_killed_mid_trial_the_other_retries_it_from_its_checkpoint(tmp_path, pg_name):
+    study = write_study(tmp_path, name=pg_name, n_trials=4, train=SLOW_TRAIN, heartbeat=FAST_BEAT)
+    results = tmp_path / "r"
+    launch = _popen("launch", study, "--storage", URL, "--results", results, "--workers", "2", "-q")
+
+    def two_running_one_checkpointed():  # both workers busy, one of them past an epoch checkpoint
+        running = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
+        return len(running) == 2 and any(
+            (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists() for t in running)
+
+    try:
+        _wait_for(two_running_one_checkpointed, launch, "a checkpointed trial")
+        running = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
+        victim = next(t for t in running if (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists())
+        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)  # that trial's worker process
+        done_before = {t.number: t.values for t in _trials(pg_name) if t.state == TrialState.COMPLETE}
+        out, err = launch.communicate(timeout=300)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    # the survivor went on to the budget; the launcher reports the lost worker in one line
+    assert launch.returncode == 2 and err.strip().count("\n") == 0 and "1 of 2 workers" in err, err
+    trials = _trials(pg_name)
+    assert trials[victim.number].state == TrialState.FAIL  # failed by the heartbeat, not left RUNNING
+    retries = _retries_of(trials, victim.number)
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == victim.params
+    assert retries[0].user_attrs["result"]["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
+    assert retries[0].user_attrs["worker"] != victim.user_attrs["worker"]  # the other worker took it over
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert 4 <= len(complete) <= 5  # the budget (two workers finishing at once may each start one more)
+    for number, values in done_before.items():  # nothing finished was lost or changed
+        assert trials[number].state == TrialState.COMPLETE and trials[number].values == values
+    assert sum(bool(t.user_attrs.get("is_baseline")) and "failed_trial" not in t.system_attrs for t in trials) == 1
+
+
+def test_population_killed_and_resumed_meets_the_launch_budget(tmp_path, pg_name):
+    # the file asks 2 trials; the launch 4: the resume below is given neither, and must finish the launch's 4
+    study = write_study(tmp_path, name=pg_name, n_trials=2, train=POPULATION_TRAIN, heartbeat=FAST_BEAT)
+    results = tmp_path / "r"
+    launch = _popen("launch", study, "--storage", URL, "--results", results, "--n-trials", "4",
+                    "--population", "2", "-q")
+
+    def mid_population():  # the baseline done, two members training together past their first epoch
+        trials = _trials(pg_name)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        return sum(t.state == TrialState.COMPLETE for t in trials) == 1 and len(running) == 2 and all(
+            _epochs(t) >= 1 for t in running)
+
+    try:
+        _wait_for(mid_population, launch, "the population")
+    finally:
+        launch.send_signal(signal.SIGKILL)
+        launch.communicate()
+    killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
+    checkpointed = {t.number: (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists()
+                    for t in killed}
+
+    proc = cli("resume", study, "--storage", URL, "--results", results, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr  # item 6: Optuna's experimental-API warnings stay out of the output
+    trials = _trials(pg_name)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4  # the launch's --n-trials, not the file's
+    for t in killed:
+        assert trials[t.number].state == TrialState.FAIL
+        retries = _retries_of(trials, t.number)
+        assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == t.params
+        result = retries[0].user_attrs["result"]
+        # from the member's checkpoint where the population kept one, else from the first epoch; all 20 either way
+        assert (result["resumed_from_epoch"] >= 1) == checkpointed[t.number]
+        assert result["epochs"] == 20
+
+
+def test_two_launches_started_together_queue_one_baseline(tmp_path, pg_name):
+    study = write_study(tmp_path, name=pg_name, n_trials=3)
+    procs = [_popen("launch", study, "--storage", URL, "--results", tmp_path / f"r{i}", "-q") for i in range(2)]
+    outcomes = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outcomes):
+        assert p.returncode == 0, err
+        assert "Warning" not in err
+    trials = _trials(pg_name)
+    assert sum(bool(t.user_attrs.get("is_baseline")) for t in trials) == 1
+    assert trials[0].user_attrs.get("is_baseline")  # asked before any sampled trial
+    assert 3 <= sum(t.state == TrialState.COMPLETE for t in trials) <= 4
+    assert optuna.load_study(study_name=pg_name, storage=URL).metric_names == ["val_accuracy", "spikes_per_sample"]
