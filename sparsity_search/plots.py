@@ -63,10 +63,7 @@ def plot_pareto(d: ReportData, full_range: bool = False) -> Figure:
 
 
 def _answers(d: ReportData, ax: plt.Axes) -> None:
-    labels: dict[int, list[str]] = {}
-    for label, trial in d.answers.items():
-        if trial is not None:
-            labels.setdefault(trial, []).append(label)
+    labels = d.answer_labels()
     rows = d.trials.set_index("trial")
     for trial, names in labels.items():
         x, y = rows.loc[trial, "x"], rows.loc[trial, "y"]

@@ -39,6 +39,14 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict[str
     return proc
 
 
+def cli_background(*args: Any, quiet_output: bool = True) -> subprocess.Popen:
+    """Start ``python -m sparsity_search ARGS`` and return at once (to kill it mid-way); output discarded unless
+    ``quiet_output`` is False (then piped, as text)."""
+    out = subprocess.DEVNULL if quiet_output else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-m", "sparsity_search", *map(str, args)], stdout=out, stderr=out,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
 def tree_snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes below ``folder``: to prove a failing command left stored results untouched."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

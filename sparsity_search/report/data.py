@@ -55,6 +55,14 @@ class ReportData:
         """Axes relative to the lambda = 0 baseline (reduction %, accuracy change) rather than absolute."""
         return self.baseline is not None
 
+    def answer_labels(self) -> dict[int, list[str]]:
+        """Each answering trial with the labels of the queries it answers (one point can answer several)."""
+        labels: dict[int, list[str]] = {}
+        for label, trial in self.answers.items():
+            if trial is not None:
+                labels.setdefault(trial, []).append(label)
+        return labels
+
     def x_label(self) -> str:
         name = self.cost.replace("_", " ")
         return f"{name} reduction vs baseline (%)" if self.relative else f"{name} (log scale)"

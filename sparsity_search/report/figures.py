@@ -89,10 +89,7 @@ def pareto_figure(d: ReportData, full_range: bool = False) -> go.Figure:
 
 
 def _mark_answers(d: ReportData, fig: go.Figure) -> None:
-    labels: dict[int, list[str]] = {}
-    for label, trial in d.answers.items():
-        if trial is not None:
-            labels.setdefault(trial, []).append(label)
+    labels = d.answer_labels()
     if not labels:
         return
     rows = d.trials.set_index("trial").loc[list(labels)].reset_index()

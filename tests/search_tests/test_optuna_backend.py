@@ -3,8 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -13,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import TINY_TRAIN, cli, write_study
+from helpers import TINY_TRAIN, cli, cli_background, write_study
 from sparsity_search.api import open_study
 
 
@@ -135,8 +133,7 @@ def test_sigkilled_worker_then_resume_keeps_finished_trials_once(tmp_path):
     study = write_study(tmp_path, n_trials=3, train={"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32},
                         heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "sparsity_search", "launch", str(study), "--results",
-                             str(results), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = cli_background("launch", study, "--results", results, "-q")
     journal = results / "tiny" / "study.journal"
 
     def mid_trial():

@@ -1,14 +1,12 @@
 """Optuna studies with ``population: {size: K}``: trials trained K at a time look like ordinary trials."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from optuna.trial import TrialState
 
-from helpers import cli, write_study
+from helpers import cli, cli_background, write_study
 from sparsity_search import train
 from sparsity_search.api import locate, open_study
 from sparsity_search.config import from_dict
@@ -68,8 +66,7 @@ def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_
     study = write_study(tmp_path, n_trials=5, population={"size": 4}, heartbeat={"interval": 1, "grace_period": 3},
                         train={"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32})
     results = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "sparsity_search", "launch", str(study), "--results",
-                             str(results), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = cli_background("launch", study, "--results", results, "-q")
     journal = results / "tiny" / "study.journal"
 
     def mid_population():  # the baseline done, the four others training together and past their first epoch

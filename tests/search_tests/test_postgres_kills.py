@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from helpers import cli, write_study
+from helpers import cli, cli_background, write_study
 
 pytestmark = pytest.mark.postgres
 URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -37,8 +36,7 @@ def pg_name():
 
 
 def _popen(*args: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sparsity_search", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return cli_background(*args, quiet_output=False)
 
 
 def _trials(name: str) -> list[optuna.trial.FrozenTrial]:

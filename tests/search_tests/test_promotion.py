@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import optuna
@@ -20,7 +18,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import cli, write_study
+from helpers import cli, cli_background, write_study
 from sparsity_search.api import locate, open_study
 from sparsity_search.search.optuna import promotion
 from sparsity_search.search.optuna.storage import open_storage
@@ -153,8 +151,7 @@ def test_two_workers_pause_and_resume_trials_from_their_rung_checkpoint(tmp_path
 def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path):
     study = _study(tmp_path, n_trials=10, heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "sparsity_search", "launch", str(study), "--results",
-                             str(results), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = cli_background("launch", study, "--results", results, "-q")
     journal = results / "promo" / "study.journal"
 
     def paused_now():
