@@ -225,6 +225,7 @@ class _Compiled:
         self.forward: Callable | None = None
         self.backward: Callable | None = None
         self.failed = False
+        self.runs = 0  # compiled kernel calls that returned: whether compiled code really ran (tests, debugging)
 
     def wanted(self, numel: int) -> bool:
         mode = os.environ.get("SPARSITY_SEARCH_COMPILE", "auto")
@@ -241,7 +242,9 @@ class _Compiled:
             for arg in args[:2]:  # x and dL/d(out): one kernel for every batch size (and, for rows, layer width)
                 if isinstance(arg, Tensor) and arg.dim() >= 2 and arg.shape[1] > 1:
                     torch._dynamo.mark_dynamic(arg, 1)
-            return (self.forward if name == "forward" else self.backward)(*args)
+            out = (self.forward if name == "forward" else self.backward)(*args)
+            self.runs += 1
+            return out
         except Exception as err:  # noqa: BLE001 - any compiler problem: fall back, never fail the training
             self.failed = True
             log.warning("torch.compile of the LIF kernels failed (%s: %s); using the eager kernels",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 import logging
 
 import pytest
@@ -43,6 +45,21 @@ def _spikes_and_grad(neuron: BaseNeuron, x_seq: torch.Tensor,
     return spikes.detach(), x.grad
 
 
+def _cxx_compiler() -> str | None:
+    """The C++ compiler inductor would use on CPU, if any (``CXX``, else the usual names)."""
+    return shutil.which(os.environ.get("CXX", "")) or shutil.which("g++") or shutil.which("c++") \
+        or shutil.which("clang++")
+
+
+def _check_compiled(kernels: fused._Compiled, runs_before: int) -> None:
+    """With compilation asked for, the compiled forward and backward really ran since ``runs_before``; where
+    torch.compile cannot build for want of a C++ compiler the test is skipped, saying so."""
+    if kernels.failed:
+        assert not _cxx_compiler(), "torch.compile failed although a C++ compiler is present (see the warning)"
+        pytest.skip("no C++ compiler here: torch.compile cannot build; the eager fallback is tested below")
+    assert kernels.runs >= runs_before + 2
+
+
 @pytest.fixture(scope="module")
 def compiled_kernels() -> fused._Compiled:
     """One compiled-kernel cache for these tests (each reuses the others' compilations)."""
@@ -58,9 +75,9 @@ def test_compiled_kernels_equal_reference(compiled_kernels: fused._Compiled, mon
                                           kind: str, surrogate: str, reset: str) -> None:
     monkeypatch.setenv("SPARSITY_SEARCH_COMPILE", "1")
     x_seq = torch.rand(6, 4, 33, 5, generator=torch.Generator().manual_seed(0)) * 0.8
+    runs = compiled_kernels.runs
     fast = _spikes_and_grad(_neuron(kind, surrogate, reset, "fast"), x_seq)
-    if compiled_kernels.failed:
-        pytest.skip("torch.compile cannot build here; the eager fallback is tested below")
+    _check_compiled(compiled_kernels, runs)
     ref = _spikes_and_grad(_neuron(kind, surrogate, reset, "reference"), x_seq)
     assert 0.05 < fast[0].mean() < 0.95
     assert torch.equal(fast[0], ref[0])
@@ -83,7 +100,10 @@ def test_layouts_equal_reference_and_are_kept(compiled_kernels: fused._Compiled,
     fast_neuron = _neuron("lif", "arctan", "hard", "fast")
     if layout == "channels_last":
         assert fast_neuron(x_seq.detach().requires_grad_()).stride() == x_seq.stride()
+    runs = compiled_kernels.runs
     fast = _spikes_and_grad(fast_neuron, x_seq, repeat)
+    if compile_mode == "1":
+        _check_compiled(compiled_kernels, runs)
     ref = _spikes_and_grad(_neuron("lif", "arctan", "hard", "reference"), x_seq, repeat)
     assert 0.05 < fast[0].mean() < 0.95
     assert torch.equal(fast[0], ref[0])
@@ -123,7 +143,10 @@ def test_pooling_folded_into_the_neuron_equals_spikes_then_avg_pool(
         x_seq = x_seq.unflatten(0, (steps, batch))
     fast_neuron = _neuron(kind, "arctan", reset, "fast")
     fast_neuron.pool = True
+    runs = compiled_kernels.runs
     fast = _pooled_run(fast_neuron, x_seq, repeat, pool_after=False)
+    if compile_mode == "1":
+        _check_compiled(compiled_kernels, runs)
     ref = _pooled_run(_neuron(kind, "arctan", reset, "reference"), x_seq, repeat, pool_after=True)
     assert 0.05 < fast[0].mean() < 0.95
     assert torch.equal(fast[0], ref[0]) and torch.equal(fast[1], ref[1])
