@@ -52,10 +52,10 @@ def test_a_flag_the_run_would_ignore_is_one_line(case, tmp_path):
     args, flag, says = IGNORED[case]
     command = ("launch", "resume")[case % 2]  # both take the same run flags
     study = write_study(tmp_path)
-    proc = cli(command, study, "--results", tmp_path / "results", *args)
+    proc = cli(command, study, "--results", tmp_path / "results", *args, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{flag}:" in proc.stderr and says in proc.stderr, proc.stderr
-    assert not (tmp_path / "results").exists()  # nothing started, nothing stored
+    assert [p.name for p in tmp_path.iterdir()] == [study.name]  # nothing started, nothing stored (x.db neither)
 
 
 def test_gpus_against_the_study_files_cpu_device(tmp_path):
@@ -66,9 +66,9 @@ def test_gpus_against_the_study_files_cpu_device(tmp_path):
 
 def test_ray_study_with_a_storage_is_refused(tmp_path):
     study = write_study(tmp_path, backend="ray", storage="sqlite:///x.db")
-    proc = cli("launch", study, "--results", tmp_path / "results")
+    proc = cli("launch", study, "--results", tmp_path / "results", cwd=tmp_path)
     assert proc.returncode == 2 and "storage:" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [study.name]
 
 
 def test_gpus_without_a_gpu_is_one_line(tmp_path):

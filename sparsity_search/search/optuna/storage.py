@@ -40,6 +40,16 @@ def is_journal(url: str) -> bool:
     return "://" not in url
 
 
+def storage_exists(url: str) -> bool:
+    """False for a journal or SQLite file that is not there yet: reading it would create it (a server database can
+    only be asked)."""
+    if is_journal(url):
+        return Path(url).exists()
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).exists()
+    return True
+
+
 def origin_number(trial: optuna.Trial | FrozenTrial) -> int:
     """The number of a trial's first attempt: a retry inherits its original's user attributes, this one too."""
     return int(trial.user_attrs.get(ORIGIN_ATTR, trial.number))

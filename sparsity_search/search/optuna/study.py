@@ -18,7 +18,7 @@ from ..records import TrialRecord, baseline_params
 from ..recorded import check_matches
 from ..study_file import StudySpec, parse_study
 from .promotion import PAUSED_ATTR, chains, is_continuation
-from .storage import is_journal, open_storage, quiet_experimental
+from .storage import open_storage, quiet_experimental, storage_exists
 
 # Optuna logs each failed trial with a traceback; a diverged trial is an expected outcome, reported in one line.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -84,7 +84,7 @@ def _check_recorded(study: optuna.Study, spec: StudySpec, storage_url: str) -> N
 
 def launch_in_storage(name: str, storage_url: str) -> dict[str, Any] | None:
     """The run flags a study was launched with, from its storage; None when the storage has no such study."""
-    if is_journal(storage_url) and not Path(storage_url).exists():
+    if not storage_exists(storage_url):
         return None
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
@@ -96,6 +96,8 @@ def launch_in_storage(name: str, storage_url: str) -> dict[str, Any] | None:
 def spec_in_storage(name: str, storage_url: str) -> dict[str, Any]:
     """The study file a study was launched with, read back from its storage (for commands given only a name)."""
     try:
+        if not storage_exists(storage_url):
+            raise KeyError(name)
         study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
         raise ConfigError(f"no study named {name!r} in {storage_url}") from None
