@@ -207,7 +207,10 @@ def test_optuna_two_workers_prune_and_complete_the_budget_then_resume_keeps_them
     worst = ostudy.trials[rank_records(at_rung, ["maximize", "minimize"])[-1]]
     ostudy.enqueue_trial(worst.params)
 
-    cli("resume", "mo", "--results", results, "--n-trials", str(finished + 1), "--threads", "1", "-q", check=True)
+    # One worker: resume would otherwise reuse the launch's recorded --workers 2, and a second worker may start
+    # its own trial while the first runs the copy (Optuna's usual overshoot of workers - 1).
+    cli("resume", "mo", "--results", results, "--n-trials", str(finished + 1), "--workers", "1", "--threads", "1",
+        "-q", check=True)
     after = _check_pruned_study(results, finished + 1)
     new = after[after["trial"] == finished].iloc[0]
     assert new["state"] == "PRUNED" and new["epochs"] == 1
