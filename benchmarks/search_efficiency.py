@@ -12,9 +12,9 @@ digits data, with the same fixed training settings and the same budget of traini
   tpe_stopping    TPE with ``early_stopping: {kind: moasha, mode: stopping}`` (rungs 1, 3, 9 of 27 epochs, rf 3)
   tpe_promotion   TPE with ``early_stopping: {kind: moasha, mode: promotion}``: trials pause at rungs, a free
                   worker resumes the best promotable paused trial before it asks TPE for a new one
-
-``tpe_promotion_population`` (K = 8) is not run: population members cannot pause at a rung yet (a population
-round writes no per-member checkpoints, so a paused member could only be retrained from epoch 1).
+  tpe_promotion_population
+                  tpe_promotion with ``population: {size: 8}``: each round trains up to 8 trials as one vectorised
+                  network (new trials, or continuations of paused ones from one rung); members pause at rungs
 
 Each (method, seed) is a real study run through the library (a temporary study file, ``api.locate``,
 ``write_snapshot``, the Optuna backend's study and ``run_worker``, as ``sparsity-search launch`` runs one
@@ -67,7 +67,8 @@ from sparsity_search.api import locate, write_snapshot  # noqa: E402
 from sparsity_search.moasha import TIE_BREAKS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("random", "tpe", "tpe_stopping", "tpe_promotion")
+METHODS = ("random", "tpe", "tpe_stopping", "tpe_promotion", "tpe_promotion_population")
+POPULATION = 8  # members per round of tpe_promotion_population
 TARGET = 0.98
 OBJECTIVES, DIRECTIONS = ["val_accuracy", "spikes_per_sample"], ["maximize", "minimize"]
 # Fixed training settings and budget per mode, shared by all methods. Both modes train 27 epochs, so MO-ASHA has
@@ -120,10 +121,12 @@ def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, result
         "sampler": {"name": "random" if method == "random" else "tpe"}, "n_trials": n_trials,
         "seed": seed, "baseline": False, "results": str(results),
     }
-    if method in ("tpe_stopping", "tpe_promotion"):
-        data["early_stopping"] = {"kind": "moasha", "mode": method.removeprefix("tpe_"),
+    if method.startswith(("tpe_stopping", "tpe_promotion")):
+        data["early_stopping"] = {"kind": "moasha", "mode": method.split("_")[1],
                                   "min_epochs": mode["min_epochs"], "reduction_factor": mode["reduction_factor"],
                                   "tie_break": tie_break}
+    if method.endswith("_population"):
+        data["population"] = {"size": POPULATION}
     return data
 
 
@@ -203,16 +206,19 @@ def _fmt(x: float) -> str:
 def print_results(curves: dict[str, list[Curve]], budget: int, target: float) -> None:
     """The two hypervolume tables, then one line per method (fields in the module docstring)."""
     methods = [m for m in METHODS if curves.get(m)]
-    head = "  ".join(f"{m:>14}" for m in methods) + "   (mean hypervolume over seeds)"
+    width = {m: max(14, len(m)) for m in methods}
+    head = "  ".join(f"{m:>{width[m]}}" for m in methods) + "   (mean hypervolume over seeds)"
     print(f"{'epochs':>8}  " + head)
     for k in range(1, 11):
         e = budget * k / 10
-        print(f"{e:8.0f}  " + "  ".join(f"{np.mean([c.at('epochs', e) for c in curves[m]]):14.4f}" for m in methods))
+        print(f"{e:8.0f}  " + "  ".join(f"{np.mean([c.at('epochs', e) for c in curves[m]]):{width[m]}.4f}"
+                                        for m in methods))
     longest = max(float(c.seconds[-1]) for m in methods for c in curves[m] if len(c.seconds))
     print(f"{'seconds':>8}  " + head)
     for k in range(1, 11):
         s = longest * k / 10
-        print(f"{s:8.1f}  " + "  ".join(f"{np.mean([c.at('seconds', s) for c in curves[m]]):14.4f}" for m in methods))
+        print(f"{s:8.1f}  " + "  ".join(f"{np.mean([c.at('seconds', s) for c in curves[m]]):{width[m]}.4f}"
+                                        for m in methods))
     summary = {m: np.array([c.to_target(target, budget) for c in curves[m]], dtype=float) for m in methods}
     tpe = summary.get("tpe")
     for m in methods:

@@ -237,16 +237,13 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
 
 
 def _check_promotion(spec: StudySpec, source: str) -> None:
-    """Promotion pauses trials at checkpoints: one trial per worker on the Optuna backend only, for now."""
+    """Promotion pauses trials at checkpoints: on the Optuna backend only, for now."""
     es = spec.early_stopping
     if es.kind != "moasha" or es.mode != "promotion":
         return
     if spec.backend == "ray":
         raise ConfigError("promotion runs on the optuna backend only; use mode: stopping on ray",
                           field="early_stopping.mode", source=source)
-    if spec.population.size > 1:
-        raise ConfigError("promotion cannot pause population members (they have no checkpoints of their own); "
-                          "use mode: stopping or population size 1", field="early_stopping.mode", source=source)
 
 
 def check_population(backend: str, size: int | None, field: str, source: str | None = None) -> None:

@@ -177,7 +177,6 @@ def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path):
 @pytest.mark.parametrize("changes, message", [
     ({"early_stopping": {**PROMOTION, "mode": "sometimes"}}, "early_stopping.mode"),
     ({"backend": "ray"}, "promotion runs on the optuna backend only"),
-    ({"population": {"size": 4}}, "promotion cannot pause population members"),
 ])
 def test_bad_promotion_settings_are_one_line_and_exit_2(tmp_path, changes, message):
     proc = cli("launch", _study(tmp_path, **changes), "--results", tmp_path / "r", "-q")
@@ -186,7 +185,13 @@ def test_bad_promotion_settings_are_one_line_and_exit_2(tmp_path, changes, messa
     assert not (tmp_path / "r").exists()
 
 
-def test_promotion_with_a_population_flag_is_one_line_and_exit_2(tmp_path):
-    proc = cli("launch", _study(tmp_path), "--results", tmp_path / "r", "-q", "--population", "4")
-    assert proc.returncode == 2 and "early_stopping.mode: promotion cannot pause population members" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+def test_population_rounds_pause_members_and_resume_them_together(tmp_path):
+    results = tmp_path / "r"
+    cli("launch", _study(tmp_path, n_trials=10), "--results", results, "--population", "4", "-q", check=True)
+    raw = _check_promoted_study(results, 10)
+    # members of one population share their clock: continuations trained as one population report the same
+    # wall time for the epochs after their rung
+    continuations = [t for t in raw if promotion.CONTINUES_ATTR in t.user_attrs and t.state == TrialState.COMPLETE]
+    clocks = [t.user_attrs[f"epoch_{MAX_EPOCHS:03d}"]["wall_time_s"] for t in continuations]
+    print(sorted(clocks), [t.user_attrs[promotion.CONTINUES_ATTR] for t in continuations])
+    assert len(clocks) > len(set(clocks)), "no two continuations trained as one population"

@@ -24,7 +24,7 @@ from ...trainer import train
 from .. import _compat, _samplers
 from .._base import RunSettings
 from ..study_file import StudySpec
-from .promotion import DUPLICATE_ATTR, duplicate_of
+from .promotion import DUPLICATE_ATTR, drops_out
 from .rungs import moasha_hook
 from .storage import ORIGIN_ATTR, TrialHeartbeat, is_journal, origin_number
 
@@ -98,10 +98,8 @@ class Objective:
         return tuple(float(metrics[name]) for name in self.spec.objective_names)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        twin = duplicate_of(trial)
-        if twin is not None:  # promotion's residual race: the other continuation trains (promotion.py)
-            trial.set_user_attr(DUPLICATE_ATTR, twin)
-            raise optuna.TrialPruned(f"trial {twin} already continues this trial")
+        if drops_out(trial):  # promotion's residual race: the other continuation trains (promotion.py)
+            raise optuna.TrialPruned(f"trial {trial.user_attrs[DUPLICATE_ATTR]} already continues this trial")
         cfg = self.start(trial)
         try:
             with self.heartbeat(trial, cfg):

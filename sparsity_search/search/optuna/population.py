@@ -9,7 +9,11 @@ Each trial stays an ordinary Optuna trial (the same user attributes as ``objecti
 * Heartbeats cover all K trials for the whole round. Every member writes ``train``'s checkpoint into its trial's
   folder after each epoch, so a worker killed mid-round leaves its trials to be failed by heartbeat and retried
   from their last epoch (together again when the retries share a round, else each alone).
-* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED.
+* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED. With
+  promotion that is a pause: its checkpoint of the rung epoch is already in its folder (members save before they
+  report). Continuations of paused trials wait in the queue; a round takes queued trials only (continuations,
+  retries) while any wait, so continuations from one rung train together (same ``resumable_epoch``) instead of
+  beside new trials that start at epoch 0.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from optuna.trial import TrialState
 from ...errors import ConfigError, DivergedError
 from ...population import population_key, resumable_epoch, train_population
 from ...trainer import train
+from .promotion import drops_out
 
 if TYPE_CHECKING:
     from .objective import Objective
@@ -78,14 +83,32 @@ def _tell(study: optuna.Study, objective: "Objective", trial: optuna.Trial, resu
     return result
 
 
+def _ask(study: optuna.Study, size: int, budget_left: int | None) -> list[optuna.Trial]:
+    """Up to ``size`` trials (no more than ``budget_left``; only queued ones while any wait), or the baseline alone
+    when it comes first. A continuation that another worker already trains is told PRUNED here
+    (``promotion.drops_out``)."""
+    queued = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    want = size if budget_left is None else min(size, budget_left)
+    want = max(min(want, queued) if queued else want, 1)
+    trials: list[optuna.Trial] = []
+    for _ in range(want):
+        trial = study.ask()
+        if drops_out(trial):
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        trials.append(trial)
+        if trials[0].user_attrs.get("is_baseline"):
+            break
+    return trials
+
+
 def run_population_round(study: optuna.Study, objective: "Objective", size: int, budget_left: int | None) -> None:
     """Ask up to ``size`` trials (no more than ``budget_left``), train them grouped, and tell every one."""
     if budget_left is not None and budget_left < 1:
         return
-    trials = [study.ask()]
-    if not trials[0].user_attrs.get("is_baseline"):
-        want = size if budget_left is None else min(size, budget_left)
-        trials += [study.ask() for _ in range(want - 1)]
+    trials = _ask(study, size, budget_left)
+    if not trials:
+        return
     try:
         cfgs = [objective.start(t) for t in trials]
     except Exception:

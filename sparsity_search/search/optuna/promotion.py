@@ -121,6 +121,15 @@ def _tell_sampler(trial: optuna.Trial, rungs: dict[int, list[tuple[int, list[flo
     set_constraint(RUNG_CONSTRAINT, (1.0 + order.index(origin_number(trial)) / len(order)) / epoch)
 
 
+def queue_continuations(study: optuna.Study, spec: StudySpec, up_to: int) -> int:
+    """Enqueue continuations of promotable paused trials until ``up_to`` wait (a population round fills all its
+    members from them); the number waiting."""
+    waiting = sum(is_continuation(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    while waiting < up_to and promote(study, spec):
+        waiting += 1
+    return waiting
+
+
 def promote(study: optuna.Study, spec: StudySpec) -> bool:
     """Claim the best promotable paused trial and enqueue its continuation; False when there is none to claim."""
     trials = study.get_trials(deepcopy=False)
@@ -149,6 +158,16 @@ def duplicate_of(trial: optuna.Trial) -> int | None:
                 and DUPLICATE_ATTR not in t.user_attrs):
             return t.number
     return None
+
+
+def drops_out(trial: optuna.Trial) -> bool:
+    """Mark a continuation that another one already trains (the residual race) as its duplicate; True if so.
+    The caller ends it PRUNED without training an epoch."""
+    twin = duplicate_of(trial)
+    if twin is None:
+        return False
+    trial.set_user_attr(DUPLICATE_ATTR, twin)
+    return True
 
 
 def chains(trials: Iterable[FrozenTrial]) -> list[list[FrozenTrial]]:

@@ -12,12 +12,12 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ...errors import ConfigError, DivergedError, SparsitySearchError
+from ...errors import DivergedError, SparsitySearchError
 from .._base import RunSettings
 from ..study_file import StudySpec
 from .objective import Objective
 from .population import run_population_round
-from .promotion import is_continuation, promote, promoting
+from .promotion import is_continuation, promoting, queue_continuations
 from .storage import fail_stale_trials, quiet_experimental, waiting_retries
 from .study import finished_count, open_optuna_study
 
@@ -36,9 +36,10 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     that finish at the same instant may each start one more trial: the budget can be exceeded by workers - 1.
     With a population size K > 1 (``--population`` or the study file's ``population.size``) each round asks up to
     K trials and trains them together (``population.run_population_round``).
-    With MO-ASHA's promotion a worker first resumes a promotable paused trial (``promotion.promote`` enqueues its
-    continuation, which the next ask pops), also once ``n_trials`` new trials have finished: continuations do
-    not count, and the worker leaves only when no paused trial is promotable."""
+    With MO-ASHA's promotion a worker first resumes promotable paused trials (``promotion.queue_continuations``
+    enqueues their continuations, one per trial or up to K for a population round, which the next asks pop), also
+    once ``n_trials`` new trials have finished: continuations do not count, and the worker leaves only when no
+    paused trial is promotable."""
     study = open_optuna_study(spec, settings.storage, create=False, worker=True)
     # A sampler seeded only by the study's seed would propose the same points again after a resume, and in
     # every concurrent worker: offset it by the trials already stored (and a per-process salt for workers).
@@ -50,21 +51,16 @@ def run_worker(spec: StudySpec, settings: RunSettings,
     population = settings.population or spec.population.size
 
     promotes = promoting(spec)
-    if promotes and population > 1:
-        raise ConfigError("promotion cannot pause population members (they have no checkpoints of their own); "
-                          "use mode: stopping or population size 1", field="early_stopping.mode")
 
     def covered(s: optuna.Study) -> bool:
         running = s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         started = finished_count(s) + sum(not is_continuation(t) for t in running)
         return budget is not None and started >= budget and not waiting_retries(s)
 
-    def promoted(s: optuna.Study) -> bool:
-        """Promotion: whether a continuation waits for a worker (one is enqueued here if the rungs allow)."""
-        if not promotes:
-            return False
-        waiting = s.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        return any(is_continuation(t) for t in waiting) or promote(s, spec)
+    def promoted(s: optuna.Study) -> int:
+        """Promotion: how many continuations wait for a worker (enqueued here, up to a round's size, if the rungs
+        allow)."""
+        return queue_continuations(s, spec, population) if promotes else 0
 
     def fail_stale() -> None:
         for number in fail_stale_trials(study, settings.storage, spec.heartbeat.grace_period):
@@ -95,10 +91,12 @@ def run_worker(spec: StudySpec, settings: RunSettings,
             time.sleep(min(WAIT_S, spec.heartbeat.interval))
             continue
         if population > 1:
-            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            new = None if budget is None else budget - finished_count(study) - sum(not is_continuation(t)
+                                                                                  for t in running)
             with quiet_experimental():
-                run_population_round(study, objective, population, None if budget is None else
-                                     max(budget - finished_count(study) - running, waiting_retries(study)))
+                run_population_round(study, objective, population,
+                                     None if new is None else max(new, waiting_retries(study) + pending))
             fail_stale()
             if on_trial is not None:
                 on_trial(study)
