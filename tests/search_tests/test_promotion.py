@@ -129,10 +129,12 @@ def _check_promoted_study(results, n_trials, overshoot=0):
     assert sorted(table["trial"]) == sorted(t.number for t in firsts)  # one row per trial, whole history
     paused = table[table["state"] == "PAUSED"]
     assert paused["epochs"].isin(RUNGS).all() and paused["test_accuracy"].isna().all()
-    resumed = {c.user_attrs["origin"] for c in continuations if c.state == TrialState.COMPLETE}
     rows = table.set_index("trial")
-    for origin in resumed:
-        assert rows.loc[origin, "state"] == "COMPLETE" and rows.loc[origin, "epochs"] == MAX_EPOCHS
+    for c in continuations:  # a continuation's row is the latest first attempt of its origin (a retry's, if any)
+        if c.state == TrialState.COMPLETE:
+            row = max(t.number for t in firsts if t.user_attrs.get("origin", t.number) == c.user_attrs["origin"]
+                      and t.number < c.number)
+            assert rows.loc[row, "state"] == "COMPLETE" and rows.loc[row, "epochs"] == MAX_EPOCHS
     status = cli("status", "promo", "--results", results, check=True).stdout
     assert f"paused={len(paused)}" in status
     out = cli("pareto", "promo", "--results", results, "--format", "json", "--all", check=True).stdout
@@ -148,10 +150,11 @@ def test_two_workers_pause_and_resume_trials_from_their_rung_checkpoint(tmp_path
     assert len({t.user_attrs["worker"] for t in raw if "worker" in t.user_attrs}) == 2
 
 
-def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path):
+@pytest.mark.parametrize("population", [1, 4])
+def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path, population):
     study = _study(tmp_path, n_trials=10, heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    proc = cli_background("launch", study, "--results", results, "-q")
+    proc = cli_background("launch", study, "--results", results, "--population", str(population), "-q")
     journal = results / "promo" / "study.journal"
 
     def paused_now():

@@ -9,7 +9,7 @@ Each trial stays an ordinary Optuna trial (the same user attributes as ``objecti
 * Heartbeats cover all K trials for the whole round. Every member writes ``train``'s checkpoint into its trial's
   folder after each epoch, so a worker killed mid-round leaves its trials to be failed by heartbeat and retried
   from their last epoch (together again when the retries share a round, else each alone).
-* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED. With
+* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED at once. With
   promotion that is a pause: its checkpoint of the rung epoch is already in its folder (members save before they
   report). Continuations of paused trials wait in the queue; a round takes queued trials only (continuations,
   retries) while any wait, so continuations from one rung train together (same ``resumable_epoch``) instead of
@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from ...errors import ConfigError, DivergedError
 from ...population import population_key, resumable_epoch, train_population
 from ...trainer import train
+from ...training import Report
 from .promotion import drops_out
 
 if TYPE_CHECKING:
@@ -52,9 +53,26 @@ def _groups(cfgs: list, trials: list[optuna.Trial]) -> list[list[int]]:
     return alone + list(groups.values())
 
 
-def _train_group(objective: "Objective", cfgs: list, trials: list[optuna.Trial]) -> list[Any]:
+def _told_when_pruned(study: optuna.Study, trial: optuna.Trial, report: Report, told: set[int]) -> Report:
+    """``report``, telling the trial PRUNED as soon as MO-ASHA stops or pauses it rather than at the round's end
+    (its number joins ``told``): a worker killed later in the round must not leave a decided pause RUNNING, for
+    the heartbeat to retry it."""
+
+    def told_report(epoch: int, metrics: dict[str, Any]) -> None:
+        try:
+            report(epoch, metrics)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            told.add(trial.number)
+            raise
+
+    return told_report
+
+
+def _train_group(study: optuna.Study, objective: "Objective", cfgs: list, trials: list[optuna.Trial],
+                 told: set[int]) -> list[Any]:
     """Results (rows or exceptions) of one group, in order."""
-    reports = [objective.report_for(t, c) for t, c in zip(trials, cfgs)]
+    reports = [_told_when_pruned(study, t, objective.report_for(t, c), told) for t, c in zip(trials, cfgs)]
     data = objective.data_for(cfgs[0])
     if len(cfgs) == 1:
         try:
@@ -71,9 +89,6 @@ def _tell(study: optuna.Study, objective: "Objective", trial: optuna.Trial, resu
     """Tell the trial its outcome; return an unexpected exception for the caller to raise after the round."""
     if isinstance(result, dict):
         study.tell(trial, objective.finish(trial, result))
-        return None
-    if isinstance(result, optuna.TrialPruned):
-        study.tell(trial, state=TrialState.PRUNED)
         return None
     if isinstance(result, DivergedError):
         objective.failed(trial, result)
@@ -116,15 +131,17 @@ def run_population_round(study: optuna.Study, objective: "Objective", size: int,
             study.tell(t, state=TrialState.FAIL)
         raise
     results: list[Any] = [None] * len(trials)
+    told: set[int] = set()  # stopped or paused by MO-ASHA: told PRUNED during the round
     with contextlib.ExitStack() as beats:
         for t, c in zip(trials, cfgs):
             beats.enter_context(objective.heartbeat(t, c, rdb=True))
         for group in _groups(cfgs, trials):
             if len(group) > 1:
                 log.info("training trials %s as one population", [trials[i].number for i in group])
-            outcome = _train_group(objective, [cfgs[i] for i in group], [trials[i] for i in group])
+            outcome = _train_group(study, objective, [cfgs[i] for i in group], [trials[i] for i in group], told)
             for i, result in zip(group, outcome):
                 results[i] = result
-    errors = [e for t, r in zip(trials, results) if (e := _tell(study, objective, t, r)) is not None]
+    errors = [e for t, r in zip(trials, results)
+              if t.number not in told and (e := _tell(study, objective, t, r)) is not None]
     if errors:
         raise errors[0]
