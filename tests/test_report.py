@@ -32,7 +32,8 @@ from sparsity_search.report.figures import pareto_figure
 MIXED = dict(n_trials=5, search_space={"params": {"lambda_max": {
     "type": "float", "low": 2.0, "high": 30.0, "log": True}}},
     train={"epochs": 3, "hidden": [32], "timesteps": 2, "batch_size": 64, "lr": 0.02, "schedule": "constant"},
-    early_stopping={"kind": "moasha", "min_epochs": 1, "reduction_factor": 2}, constraints={"min_accuracy": 0.5})
+    early_stopping={"kind": "moasha", "mode": "stopping", "min_epochs": 1, "reduction_factor": 2},
+    constraints={"min_accuracy": 0.5})
 FIGURES = ("fig-front", "fig-history", "fig-curves", "fig-layers")
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I)
 # Runs first in a copy of the page: collects errors (scripts, failed loads, console.error) and, once the page has

@@ -24,7 +24,7 @@ MAX_EPOCHS, RUNGS = 4, (1, 2)
 SPACE = {"params": {"lambda_max": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
                     "lr": {"type": "float", "low": 1e-5, "high": 3e-2, "log": True}}}
 TRAIN = {"epochs": MAX_EPOCHS, "hidden": [32], "timesteps": 2, "batch_size": 128}
-MOASHA = {"kind": "moasha", "min_epochs": 1, "reduction_factor": 2}
+MOASHA = {"kind": "moasha", "mode": "stopping", "min_epochs": 1, "reduction_factor": 2}
 
 
 def _study(folder, n_trials=8, **changes):

@@ -41,7 +41,7 @@ def test_population_study_matches_single_training_and_looks_ordinary(tmp_path):
 
 def test_cli_flag_and_moasha_pruning_inside_a_population(tmp_path):
     study = write_study(tmp_path, n_trials=5, train={"epochs": 4, "hidden": [16], "timesteps": 2, "batch_size": 256},
-                        early_stopping={"kind": "moasha", "min_epochs": 1, "reduction_factor": 2})
+                        early_stopping={"kind": "moasha", "mode": "stopping", "min_epochs": 1, "reduction_factor": 2})
     cli("launch", study, "--results", tmp_path / "r", "--population", "4", "-q", check=True)
     spec, settings = locate("tiny", results=str(tmp_path / "r"))
     trials = open_optuna_study(spec, settings.storage, create=False).get_trials()
