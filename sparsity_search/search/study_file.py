@@ -73,7 +73,7 @@ class EarlyStopping(Strict):
     max_epochs: int | None = Field(default=None, ge=1)  # default: the training epochs
     tie_break: TieBreak = "hypervolume"  # inside a front: moasha.rank_records
     # stopping: a trial at a rung trains on or ends (moasha.should_continue); promotion: it pauses and a free
-    # worker resumes the best paused one first (moasha.promotable; Optuna backend, one trial per worker)
+    # worker (Optuna) or Tune slot (Ray) resumes the best paused one first (moasha.promotable)
     mode: Literal["stopping", "promotion"] = "stopping"
 
 
@@ -237,13 +237,10 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
 
 
 def _check_promotion(spec: StudySpec, source: str) -> None:
-    """Promotion pauses trials at checkpoints: one trial per worker on the Optuna backend only, for now."""
+    """Promotion pauses trials at checkpoints: one trial each, so not population members."""
     es = spec.early_stopping
     if es.kind != "moasha" or es.mode != "promotion":
         return
-    if spec.backend == "ray":
-        raise ConfigError("promotion runs on the optuna backend only; use mode: stopping on ray",
-                          field="early_stopping.mode", source=source)
     if spec.population.size > 1:
         raise ConfigError("promotion cannot pause population members (they have no checkpoints of their own); "
                           "use mode: stopping or population size 1", field="early_stopping.mode", source=source)

@@ -176,7 +176,6 @@ def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path):
 
 @pytest.mark.parametrize("changes, message", [
     ({"early_stopping": {**PROMOTION, "mode": "sometimes"}}, "early_stopping.mode"),
-    ({"backend": "ray"}, "promotion runs on the optuna backend only"),
     ({"population": {"size": 4}}, "promotion cannot pause population members"),
 ])
 def test_bad_promotion_settings_are_one_line_and_exit_2(tmp_path, changes, message):

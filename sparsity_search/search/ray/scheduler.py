@@ -11,7 +11,8 @@ scheduler in ``tuner.pkl`` is the one pickled at launch, empty. So the scheduler
 trials it stopped in ``moasha.json`` in the experiment folder, rewritten atomically after each decision:
 ``Tuner.restore`` builds a scheduler that reads it back (the rung records keep counting, a stopped trial that
 Tune resumes because the driver died before its snapshot is stopped again at its first result), and
-``RayBackend.records`` reads the stopped trials from it to show them as PRUNED.
+``RayBackend.records`` reads the stopped trials from it to show them as PRUNED. The promotion form
+(``promotion.PromotionScheduler``) keeps its paused trials there too.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from ...moasha import rung_epochs, should_continue
+from ...moasha import should_continue
 from .. import _compat
 from ..study_file import StudySpec
-from .trainable import BASELINE, NUMBER, config_from_tune
+from .trainable import BASELINE, NUMBER, rungs_of
 
 STATE_FILE = "moasha.json"
 
@@ -40,16 +41,14 @@ class MOASHAScheduler(FIFOScheduler):
         self._spec = spec
         self._rungs: dict[int, dict[int, list[float]]] = {}  # rung epoch -> trial number -> objective values
         self._stopped: dict[int, int] = {}  # trial number -> epoch at which it was stopped
+        self._paused: dict[int, int] = {}  # trial number -> rung epoch it waits at (promotion form only)
         self._state_path: Path | None = None  # set from the first trial seen: <experiment>/moasha.json
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the scheduler into tuner.pkl: the file is the state
-        return {**self.__dict__, "_rungs": {}, "_stopped": {}, "_state_path": None}
+        return {**self.__dict__, "_rungs": {}, "_stopped": {}, "_paused": {}, "_state_path": None}
 
     def rungs_of(self, config: dict[str, Any]) -> set[int]:
-        """Rung epochs of one trial: its own training epochs decide where they end, as on the Optuna side."""
-        es = self._spec.early_stopping
-        return set(rung_epochs(es.min_epochs, es.reduction_factor,
-                               es.max_epochs or config_from_tune(self._spec, config).epochs))
+        return rungs_of(self._spec, config)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._attach(trial)
@@ -65,14 +64,18 @@ class MOASHAScheduler(FIFOScheduler):
         if epoch is None or int(epoch) not in self.rungs_of(trial.config):
             return TrialScheduler.CONTINUE
         epoch = int(epoch)
-        at_rung = self._rungs.setdefault(epoch, {})
-        at_rung[number] = [float(result[name]) for name in self._spec.objective_names]
+        self._rungs.setdefault(epoch, {})[number] = [float(result[name]) for name in self._spec.objective_names]
+        decision = self._decide(tune_controller, trial, number, epoch)
+        self._save()
+        return decision
+
+    def _decide(self, tune_controller: Any, trial: Any, number: int, epoch: int) -> str:
+        """The stopping form: CONTINUE or STOP for a trial that just recorded its values at rung ``epoch``."""
         es = self._spec.early_stopping
-        keep = should_continue(list(at_rung.items()), number, self._spec.directions, es.reduction_factor,
+        keep = should_continue(list(self._rungs[epoch].items()), number, self._spec.directions, es.reduction_factor,
                                es.tie_break)
         if not keep:
             self._stopped[number] = epoch
-        self._save()
         return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
 
     def debug_string(self) -> str:
@@ -80,9 +83,10 @@ class MOASHAScheduler(FIFOScheduler):
 
     # -- state ---------------------------------------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:
-        """Write the rung records and stopped trials to ``checkpoint_path`` atomically (JSON)."""
+        """Write the rung records, stopped and paused trials to ``checkpoint_path`` atomically (JSON)."""
         state = {"rungs": {str(e): {str(n): v for n, v in r.items()} for e, r in self._rungs.items()},
-                 "stopped": {str(n): e for n, e in self._stopped.items()}}
+                 "stopped": {str(n): e for n, e in self._stopped.items()},
+                 "paused": {str(n): e for n, e in self._paused.items()}}
         tmp = Path(f"{checkpoint_path}.tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, checkpoint_path)
@@ -92,6 +96,7 @@ class MOASHAScheduler(FIFOScheduler):
         state = json.loads(Path(checkpoint_path).read_text())
         self._rungs = {int(e): {int(n): v for n, v in r.items()} for e, r in state["rungs"].items()}
         self._stopped = {int(n): int(e) for n, e in state["stopped"].items()}
+        self._paused = {int(n): int(e) for n, e in state.get("paused", {}).items()}  # files before promotion: none
 
     def _attach(self, trial: Any) -> None:
         """Find the experiment folder from a trial (restored experiments may have moved) and load its state."""
@@ -109,8 +114,16 @@ class MOASHAScheduler(FIFOScheduler):
 
 def stopped_trials(experiment: Path) -> dict[int, int]:
     """Trial number -> epoch, for every trial MO-ASHA stopped in this experiment folder (none without the file)."""
+    return _read(experiment, "stopped")
+
+
+def paused_trials(experiment: Path) -> dict[int, int]:
+    """Trial number -> rung epoch, for every trial waiting at a rung to be promoted (none without the file)."""
+    return _read(experiment, "paused")
+
+
+def _read(experiment: Path, key: str) -> dict[int, int]:
     path = experiment / STATE_FILE
     if not path.exists():
         return {}
-    return {int(n): int(e) for n, e in json.loads(path.read_text())["stopped"].items()}
-
+    return {int(n): int(e) for n, e in json.loads(path.read_text()).get(key, {}).items()}
