@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
@@ -68,15 +70,18 @@ def _setup(tmp_path, n=5, max_concurrent=2, **changes):
 
     spec, _ = locate(_study(tmp_path, **changes), results=str(tmp_path / "results"))
     limiter = RunningLimiter(Numbered(), max_concurrent=max_concurrent)
-    folder = tmp_path / "exp"
+    folder, staging = tmp_path / "exp", tmp_path / "exp-staging"
     trials = []
     for number in range(n):
         config = {"is_baseline": True} if number == 0 else {"lambda_max": 0.5, "lr": 0.01, "is_baseline": False}
-        path = folder / f"trial_{number}"
+        path, staged = folder / f"trial_{number}", tmp_path / "staging" / f"trial_{number}"
         path.mkdir(parents=True)
+        staged.mkdir(parents=True)
         trials.append(SimpleNamespace(config={**config, "trial_number": number}, trial_id=f"t{number}",
-                                      status="NEW", last_result={}, path=str(path),
-                                      storage=SimpleNamespace(experiment_fs_path=str(folder))))
+                                      status="NEW", has_reported_at_least_once=False, path=str(path),
+                                      local_path=str(staged),
+                                      storage=SimpleNamespace(experiment_fs_path=str(folder),
+                                                              experiment_driver_staging_path=str(staging))))
     sched = PromotionScheduler(spec)
     controller = _Controller(trials, limiter)
     for trial in trials:
@@ -85,12 +90,13 @@ def _setup(tmp_path, n=5, max_concurrent=2, **changes):
 
 
 def _at(sched, controller, trial, epoch, accuracy, spikes, synced=True):
-    """Trial reports an epoch; a PAUSE is carried out as Tune does (status PAUSED once saved). ``synced``: the row
-    reaches the results folder's result.json at once (else it waits for the next snapshot)."""
+    """Trial reports an epoch; a PAUSE is carried out as Tune does (status PAUSED once saved). The row goes to the
+    staging result.json, and with ``synced`` at once to the results folder's (else it waits for the next snapshot)."""
     trial.status = "RUNNING"
-    result = {"epoch": epoch, "val_accuracy": accuracy, "spikes_per_sample": spikes, "test_accuracy": None,
-              "training_iteration": trial.last_result.get("training_iteration", 0) + 1}
-    trial.last_result = result
+    result = {"epoch": epoch, "val_accuracy": accuracy, "spikes_per_sample": spikes, "test_accuracy": None}
+    trial.has_reported_at_least_once = True
+    with open(f"{trial.local_path}/result.json", "a") as f:
+        f.write(json.dumps(result) + "\n")
     if synced:
         _sync(trial)
     decision = sched.on_trial_result(controller, trial, result)
@@ -100,8 +106,7 @@ def _at(sched, controller, trial, epoch, accuracy, spikes, synced=True):
 
 
 def _sync(trial):
-    with open(f"{trial.path}/result.json", "a") as f:
-        f.write(json.dumps(trial.last_result) + "\n")
+    shutil.copy(f"{trial.local_path}/result.json", f"{trial.path}/result.json")
 
 
 def _start(controller, *trials):
@@ -119,6 +124,8 @@ def test_pause_at_a_rung_resume_the_promotable_one_first_and_never_an_unpromotab
     assert _at(sched, ctl, base, 1, 0.05, 1e6) == "CONTINUE"  # the baseline is never paused, its record not counted
     assert _at(sched, ctl, t1, 1, 0.90, 100, synced=False) == "PAUSE"  # alone at the rung: 1 // 2 = 0 promotable
     assert paused_trials(exp) == {1: 1} and limiter.holding() == 1  # its slot is free
+    # Tune copies its staging folder over the experiment folder with every snapshot: both copies are current
+    assert (exp / "moasha.json").read_text() == (tmp_path / "exp-staging" / "moasha.json").read_text()
     assert sched.choose_trial_to_run(ctl) is None  # nothing pending, and t1 is not promotable
     _start(ctl, t2)
     assert _at(sched, ctl, t2, 1, 0.50, 300) == "PAUSE"  # t1 dominates it: t1 is now the rung's top
@@ -193,18 +200,51 @@ def test_the_end_stops_paused_trials_as_pruned_and_restore_repauses_waiting_ones
     assert stopped_trials(exp) == {1: 1}
 
 
-def test_a_paused_number_whose_trial_tune_never_saw_run_is_forgotten(tmp_path):
+def test_numbers_of_trials_the_snapshot_lost_are_forgotten(tmp_path):
     from sparsity_search.search.ray.scheduler import paused_trials
+
+    sched, ctl, limiter, (base, t1, t2, t3, t4), exp = _setup(tmp_path)
+    _start(ctl, t1, t2)
+    assert _at(sched, ctl, t1, 1, 0.90, 100) == "PAUSE"
+    assert _at(sched, ctl, t2, 1, 0.50, 300) == "PAUSE"
+    restored = pickle.loads(pickle.dumps(sched))
+    t1.status, t1.has_reported_at_least_once = "PENDING", False  # the snapshot had it before its first result
+    t2.status = "NEW"  # the snapshot never had it: the searcher will create number 2 again
+    for trial in ctl.get_trials():
+        restored.on_trial_add(ctl, trial)
+    assert restored.choose_trial_to_run(ctl) is t1  # it trains again from the start and decides again
+    assert paused_trials(exp) == {} and json.loads((exp / "moasha.json").read_text())["rungs"]["1"] == {}
+
+
+def test_a_scheduler_pickled_by_an_older_version_restores(tmp_path):
+    """tuner.pkl keeps the scheduler object of the launch: one pickled before the staging copy still loads."""
+    from sparsity_search.search.ray.scheduler import MOASHAScheduler
 
     sched, ctl, limiter, (base, t1, t2, t3, t4), exp = _setup(tmp_path)
     _start(ctl, t1)
     assert _at(sched, ctl, t1, 1, 0.90, 100) == "PAUSE"
+    older = {k: v for k, v in vars(sched).items() if k not in ("_state_paths", "_paused")}
+    restored = MOASHAScheduler.__new__(type(sched))
+    restored.__setstate__({**older, "_state_path": None})
+    restored.on_trial_add(ctl, t1)
+    assert restored._paused == {1: 1} and not hasattr(restored, "_state_path")
+
+
+def test_a_restored_promotable_trial_resumes_though_its_rows_never_reached_the_results_folder(tmp_path):
+    """Killed before the rung row was copied: the new driver's staging copy starts empty, so nothing more can come,
+    and waiting for the row would hang the sweep."""
+    sched, ctl, limiter, (base, t1, t2, t3, t4), exp = _setup(tmp_path)
+    _start(ctl, t1, t2)
+    assert _at(sched, ctl, t1, 1, 0.90, 100, synced=False) == "PAUSE"
+    assert _at(sched, ctl, t2, 1, 0.50, 300, synced=False) == "PAUSE"  # t1 is promotable now
+    assert sched.choose_trial_to_run(ctl) is None  # its row is not in the results folder yet
     restored = pickle.loads(pickle.dumps(sched))
-    t1.status, t1.last_result = "PENDING", {}  # Tune's last snapshot had it before its first result
+    for trial in (t1, t2):
+        trial.status = "PENDING"
+        Path(trial.local_path, "result.json").unlink()  # a new driver session: a new staging folder
     for trial in ctl.trials:
         restored.on_trial_add(ctl, trial)
-    assert restored.choose_trial_to_run(ctl) is t1  # it trains again from the start and decides again
-    assert paused_trials(exp) == {}
+    assert restored.choose_trial_to_run(ctl) is t1 and t2.status == "PAUSED"
 
 
 def test_constraint_aware_ranking_promotes_the_feasible_trial(tmp_path):

@@ -22,8 +22,9 @@ trial states instead of a shared storage:
   and an ended one as PRUNED, each with its rung epoch and that epoch's metrics.
 * Restore. ``moasha.json`` keeps the paused and ended trials. ``Tuner.restore`` requeues every unfinished trial as
   PENDING, and Tune's snapshot still has the ended ones as PAUSED; the first ``choose_trial_to_run``, before Tune
-  starts any pending trial, puts the paused ones back to PAUSED and stops the ended ones again
-  (``_settle_restored``). So a restored experiment that had ended starts nothing.
+  starts any pending trial, puts the paused ones back to PAUSED and stops the ended ones again, and forgets the
+  numbers of trials the snapshot lost (``_settle_restored``). So a restored experiment that had ended starts
+  nothing.
 """
 
 from __future__ import annotations
@@ -60,16 +61,14 @@ class PromotionScheduler(MOASHAScheduler):
         self._settle_restored(tune_controller, trials)
         active = sum(t.status in (Trial.PENDING, Trial.RUNNING) for t in tune_controller.get_trials())
         chosen = self._promotable()
-        if (chosen is not None and chosen[0] in trials and active < _limiter(tune_controller).max_concurrent
-                and _synced(trials[chosen[0]])):
+        if chosen is not None and active < _limiter(tune_controller).max_concurrent and _synced(trials[chosen[0]]):
             trial = trials[chosen[0]]
             del self._paused[chosen[0]]
             self._save()
             _limiter(tune_controller).on_unpause(trial.trial_id)
             self._reserve(tune_controller, trials)
             return trial
-        lost = chosen is not None and chosen[0] not in trials  # paused, then lost with a killed driver's snapshot
-        if (chosen is None or lost) and self._paused and not active and tune_controller.search_alg.is_finished():
+        if chosen is None and self._paused and not active and tune_controller.search_alg.is_finished():
             self._end(tune_controller, trials)
             return None
         return next((t for t in tune_controller.get_trials() if t.status == Trial.PENDING), None)
@@ -95,19 +94,22 @@ class PromotionScheduler(MOASHAScheduler):
     def _settle_restored(self, tune_controller: Any, trials: dict[int, Any]) -> None:
         """After ``Tuner.restore``, before Tune starts any pending trial: Tune requeued every unfinished trial as
         PENDING, the paused ones included, and the ones ``_end`` stopped too (``stop_trial`` on a trial without an
-        actor does not reach Tune's snapshot). Paused ones go back to PAUSED, ended ones are stopped again; a paused
-        one without results in the snapshot is forgotten: it starts over and decides again at its rungs."""
-        forgotten = False
+        actor does not reach Tune's snapshot). Paused ones go back to PAUSED, ended ones are stopped again. A number
+        whose trial Tune's snapshot lost, or had before its first result, is forgotten: the searcher creates that
+        number again, and the new trial starts over and decides at its rungs."""
+        lost = [n for n in self._paused.keys() | self._stopped.keys()
+                if n not in trials or (trials[n].status == Trial.PENDING and not trials[n].has_reported_at_least_once)]
+        for number in lost:
+            self._paused.pop(number, None)
+            self._stopped.pop(number, None)
+            for records in self._rungs.values():
+                records.pop(number, None)
         for number, trial in trials.items():
-            if trial.status != Trial.PENDING or number not in self._paused.keys() | self._stopped.keys():
-                continue
-            if not trial.last_result:
-                forgotten = self._paused.pop(number, None) is not None or forgotten
-            elif number in self._paused:
+            if trial.status == Trial.PENDING and number in self._paused:
                 _compat.repause_trial(tune_controller, trial)
-            else:
+            elif trial.status == Trial.PENDING and number in self._stopped:
                 tune_controller.stop_trial(trial)
-        if forgotten:
+        if lost:
             self._save()
 
     def _end(self, tune_controller: Any, trials: dict[int, Any]) -> None:
@@ -121,12 +123,12 @@ class PromotionScheduler(MOASHAScheduler):
 
 
 def _synced(trial: Any) -> bool:
-    """Whether the trial's ``result.json`` in the results folder has every result Tune logged for it. Tune writes it
-    in a staging folder and copies it there with its snapshots (every 2 s); a restarted trial's logger first copies
-    it back, so a trial resumed before the copy caught up would lose the rows in between."""
-    rows = read_results(Path(trial.path) / "result.json")
-    logged = trial.last_result.get("training_iteration", 0)
-    return bool(rows) and rows[-1].get("training_iteration", 0) >= logged
+    """Whether the trial's ``result.json`` in the results folder has every row of the driver's staging copy. Tune
+    writes the staging copy and copies it to the results folder with its snapshots (every 2 s); a restarted trial's
+    logger first copies the results folder's back over it, so a trial resumed before the copy caught up would lose
+    the rows in between. (After a restore the staging copy starts empty: nothing more can arrive.)"""
+    staged = read_results(Path(trial.local_path) / "result.json")
+    return len(read_results(Path(trial.path) / "result.json")) >= len(staged)
 
 
 def _by_number(tune_controller: Any) -> dict[int, Any]:

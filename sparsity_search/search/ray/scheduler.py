@@ -8,7 +8,8 @@ trial (same number) replaces its own record.
 
 State. Tune saves the searcher with its experiment snapshots but never calls a scheduler's ``save``, and the
 scheduler in ``tuner.pkl`` is the one pickled at launch, empty. So the scheduler keeps its rung records and the
-trials it stopped in ``moasha.json`` in the experiment folder, rewritten atomically after each decision:
+trials it stopped in ``moasha.json`` in the experiment folder, rewritten atomically after each decision (and in
+Tune's staging copy of that folder, which Tune copies over it with every snapshot after a restore):
 ``Tuner.restore`` builds a scheduler that reads it back (the rung records keep counting, a stopped trial that
 Tune resumes because the driver died before its snapshot is stopped again at its first result), and
 ``RayBackend.records`` reads the stopped trials from it to show them as PRUNED. The promotion form
@@ -30,6 +31,7 @@ from ..study_file import StudySpec
 from .trainable import BASELINE, NUMBER, rungs_of
 
 STATE_FILE = "moasha.json"
+_FILE_STATE = ("_rungs", "_stopped", "_paused", "_state_paths")  # kept in STATE_FILE, never pickled
 
 
 class MOASHAScheduler(FIFOScheduler):
@@ -42,10 +44,15 @@ class MOASHAScheduler(FIFOScheduler):
         self._rungs: dict[int, dict[int, list[float]]] = {}  # rung epoch -> trial number -> objective values
         self._stopped: dict[int, int] = {}  # trial number -> epoch at which it was stopped
         self._paused: dict[int, int] = {}  # trial number -> rung epoch it waits at (promotion form only)
-        self._state_path: Path | None = None  # set from the first trial seen: <experiment>/moasha.json
+        # set from the first trial seen: <experiment>/moasha.json, and its copy in Tune's staging folder
+        self._state_paths: list[Path] = []
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the scheduler into tuner.pkl: the file is the state
-        return {**self.__dict__, "_rungs": {}, "_stopped": {}, "_paused": {}, "_state_path": None}
+        return {k: v for k, v in self.__dict__.items() if k not in _FILE_STATE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # also a tuner.pkl of an older version of this class
+        self.__dict__.update({k: v for k, v in state.items() if k not in _FILE_STATE + ("_state_path",)})
+        self._rungs, self._stopped, self._paused, self._state_paths = {}, {}, {}, []
 
     def rungs_of(self, config: dict[str, Any]) -> set[int]:
         return rungs_of(self._spec, config)
@@ -100,16 +107,18 @@ class MOASHAScheduler(FIFOScheduler):
 
     def _attach(self, trial: Any) -> None:
         """Find the experiment folder from a trial (restored experiments may have moved) and load its state."""
-        if self._state_path is not None:
+        if self._state_paths:
             return
-        self._state_path = _compat.experiment_folder(trial) / STATE_FILE
-        if self._state_path.exists():
-            self.restore(str(self._state_path))
+        self._state_paths = [_compat.experiment_folder(trial) / STATE_FILE,
+                             _compat.experiment_staging_folder(trial) / STATE_FILE]
+        if self._state_paths[0].exists():
+            self.restore(str(self._state_paths[0]))
 
     def _save(self) -> None:
-        assert self._state_path is not None, "set by _attach"
-        self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.save(str(self._state_path))
+        assert self._state_paths, "set by _attach"
+        for path in self._state_paths:  # the staging copy too: Tune's snapshots copy it over the other
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.save(str(path))
 
 
 def stopped_trials(experiment: Path) -> dict[int, int]:
