@@ -3,7 +3,8 @@
 Every Ray import of the package lives in this subpackage (``get_backend("ray")`` imports it lazily), and this
 ``__init__`` imports none of its modules. Imports go one way:
 
-    trainable <- searcher, scheduler <- promotion, folders, cluster <- backend;   limiter <- promotion, backend
+    trainable <- searcher, scheduler, folders, cluster <- backend
+    limiter, scheduler, folders <- promotion <- backend
 
 ``trainable``: the function trainable around ``train(cfg, report)``; ``searcher``: OptunaSearch with the study's
 sampler, baseline first; ``limiter``: the concurrency limit, paused trials not counted; ``scheduler``: MO-ASHA as a
