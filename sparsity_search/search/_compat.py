@@ -64,6 +64,22 @@ def experiment_folder(trial: Any) -> Path:
     return Path(trial.storage.experiment_fs_path)
 
 
+def experiment_staging_folder(trial: Any) -> Path:
+    """The driver's staging copy of a Tune experiment folder, which Tune copies over the experiment folder with every
+    snapshot; ``Tuner.restore`` fills it with the experiment folder's files, so a file kept up to date only in the
+    experiment folder is overwritten by its restore-time copy from then on. Private: ``StorageContext``."""
+    return Path(trial.storage.experiment_driver_staging_path)
+
+
+def repause_trial(tune_controller: Any, trial: Any) -> None:
+    """Put a PENDING Tune trial back to PAUSED without running it. ``Tuner.restore`` requeues every unfinished trial as
+    PENDING, trials a scheduler had paused included, and has no per-trial choice. Private:
+    ``TuneController._set_trial_status`` (on the list of calls Tune's TrialRunnerWrapper lets a scheduler make)."""
+    from ray.tune.experiment import Trial
+
+    tune_controller._set_trial_status(trial, Trial.PAUSED)
+
+
 RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch for token authentication: "token" or "disabled"
 
 

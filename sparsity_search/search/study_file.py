@@ -73,8 +73,8 @@ class EarlyStopping(Strict):
     max_epochs: int | None = Field(default=None, ge=1)  # default: the training epochs
     tie_break: TieBreak = "hypervolume"  # inside a front: moasha.rank_records
     # stopping: a trial at a rung trains on or ends (moasha.should_continue); promotion: it pauses and a free
-    # worker resumes the best paused one first (moasha.promotable; Optuna backend, one trial per worker)
-    mode: Literal["stopping", "promotion"] = "stopping"
+    # worker (Optuna) or Tune slot (Ray) resumes the best paused one first (moasha.promotable)
+    mode: Literal["stopping", "promotion"] = "promotion"  # measured faster to the front: docs/benchmarks.md
 
 
 class Heartbeat(Strict):
@@ -196,6 +196,14 @@ class StudySpec(Strict):
             return []
         return [self.constraints.min_accuracy - float(metrics[self.accuracy_metric])]
 
+    def rung_limits(self) -> list[float | None] | None:
+        """``constraints.min_accuracy`` as MO-ASHA's ranking limits (``moasha``: Deb's constrained domination), or
+        None; both backends' promotion ranks rungs with it."""
+        floor = self.constraints.min_accuracy
+        if floor is None:
+            return None
+        return [floor if name == self.accuracy_metric else None for name in self.objective_names]
+
     def results_dir(self, override: str | None = None) -> Path:
         return Path(override or self.results or DEFAULT_RESULTS) / self.name
 
@@ -232,18 +240,7 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
     spec.space().check_against({k: fixed[k] for k in spec.fixed()}, source)
     _check_sampler_options(spec, source)
     check_population(spec.backend, spec.population.size, "population", source)
-    _check_promotion(spec, source)
     return spec
-
-
-def _check_promotion(spec: StudySpec, source: str) -> None:
-    """Promotion pauses trials at checkpoints: on the Optuna backend only, for now."""
-    es = spec.early_stopping
-    if es.kind != "moasha" or es.mode != "promotion":
-        return
-    if spec.backend == "ray":
-        raise ConfigError("promotion runs on the optuna backend only; use mode: stopping on ray",
-                          field="early_stopping.mode", source=source)
 
 
 def check_population(backend: str, size: int | None, field: str, source: str | None = None) -> None:

@@ -78,7 +78,8 @@ def test_moasha_needs_objectives_measured_every_epoch(tmp_path):
 def _trial(folder, number, baseline=False):
     config = {"is_baseline": True} if baseline else {"lambda_max": 0.5, "lr": 0.01, "is_baseline": False}
     return SimpleNamespace(config={**config, "trial_number": number},
-                           storage=SimpleNamespace(experiment_fs_path=str(folder)))
+                           storage=SimpleNamespace(experiment_fs_path=str(folder),
+                                                   experiment_driver_staging_path=f"{folder}-staging"))
 
 
 def _epoch(epoch, accuracy, spikes):

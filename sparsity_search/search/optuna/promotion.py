@@ -51,14 +51,6 @@ def is_continuation(t: FrozenTrial | optuna.Trial) -> bool:
     return CONTINUES_ATTR in t.user_attrs
 
 
-def limits(spec: StudySpec) -> list[float | None] | None:
-    """``constraints.min_accuracy`` as ``moasha`` limits (Deb's constrained domination), or None."""
-    floor = spec.constraints.min_accuracy
-    if floor is None:
-        return None
-    return [floor if name == spec.accuracy_metric else None for name in spec.objective_names]
-
-
 def rung_table(trials: Iterable[FrozenTrial]) -> dict[int, list[tuple[int, list[float]]]]:
     """Every rung's records, keyed by origin number (a continuation's record is its origin's), in trial order."""
     rungs: dict[int, dict[int, list[float]]] = {}
@@ -96,7 +88,7 @@ def should_pause(spec: StudySpec, trial: optuna.Trial, epoch: int) -> bool:
     paused = set(paused_trials(trials, study.user_attrs)) | {me}
     es = spec.early_stopping
     rungs = rung_table(trials)
-    chosen = promotable(rungs, paused, spec.directions, es.reduction_factor, es.tie_break, limits(spec))
+    chosen = promotable(rungs, paused, spec.directions, es.reduction_factor, es.tie_break, spec.rung_limits())
     if chosen == (me, epoch):
         return False
     _tell_sampler(trial, rungs, epoch, spec)
@@ -117,7 +109,7 @@ def _tell_sampler(trial: optuna.Trial, rungs: dict[int, list[tuple[int, list[flo
     if set_constraint is None:  # Optuna < 5 has no per-trial constraints
         return
     es = spec.early_stopping
-    order = rank_records(rungs[epoch], spec.directions, es.tie_break, limits=limits(spec))
+    order = rank_records(rungs[epoch], spec.directions, es.tie_break, limits=spec.rung_limits())
     set_constraint(RUNG_CONSTRAINT, (1.0 + order.index(origin_number(trial)) / len(order)) / epoch)
 
 
@@ -136,7 +128,7 @@ def promote(study: optuna.Study, spec: StudySpec) -> bool:
     paused = paused_trials(trials, study.user_attrs)
     es = spec.early_stopping
     chosen = promotable(rung_table(trials), set(paused), spec.directions, es.reduction_factor, es.tie_break,
-                        limits(spec))
+                        spec.rung_limits())
     if chosen is None:
         return False
     origin, rung = chosen

@@ -6,9 +6,12 @@
   errored ones continue from their last checkpoint, the searcher continues where it was. A restored experiment
   keeps the budget, timeout, concurrency and resources it was launched with (Tune stores them; ``resume`` refuses
   another budget or timeout, ``commands._check_ray_budget``); the timeout counts from each run's start. An experiment that ended (budget or timeout) starts no new trials.
-- **Early stopping.** With ``early_stopping: {kind: moasha}`` the Tuner gets ``MOASHAScheduler`` (``scheduler``).
-  A trial it stops is listed in ``moasha.json`` in the experiment folder; ``records`` shows it as PRUNED with the
-  epoch it reached and that epoch's metrics, and the searcher tells it to Optuna as PRUNED.
+- **Early stopping.** With ``early_stopping: {kind: moasha}`` the Tuner gets ``MOASHAScheduler`` (``scheduler``),
+  or with ``mode: promotion`` ``PromotionScheduler`` (``promotion``). A trial it stops is listed in ``moasha.json``
+  in the experiment folder; ``records`` shows it as PRUNED with the epoch it reached and that epoch's metrics, and
+  the searcher tells it to Optuna as PRUNED. A trial paused at a rung shows as PAUSED until it is promoted (one
+  row, its whole history) or the experiment ends (then PRUNED).
+- **Concurrency.** ``max_concurrent`` counts the trials that hold a slot (``limiter``): a paused trial holds none.
 - **Records.** ``records`` reads the trial folders (``folders``) without Ray calls.
 - **Failures.** A sweep whose trials all failed (errors used up their retries, or diverged) ends in one line with the
   first failure's reason (``cluster.check_trials``), as the Optuna backend does; Tune's per-trial tracebacks stay off
@@ -29,7 +32,6 @@ from typing import Any, Callable
 import optuna
 import ray
 from ray import tune
-from ray.tune.search import ConcurrencyLimiter
 
 from ...errors import ConfigError
 from ...progress import StudyProgress
@@ -40,7 +42,9 @@ from ..records import TrialRecord
 from ..study_file import StudySpec
 from . import cluster
 from .folders import epoch_rows, read_trial, record_from_results
-from .scheduler import MOASHAScheduler, stopped_trials
+from .limiter import RunningLimiter
+from .promotion import PromotionScheduler
+from .scheduler import MOASHAScheduler, paused_trials, stopped_trials
 from .searcher import StudySearch
 from .trainable import DIVERGED, NUMBER, TrialJob, run_trial
 
@@ -93,7 +97,8 @@ class ProgressCallback(tune.Callback):
     def _show(self, trials: list[Any]) -> None:
         if self._progress is not None:
             records = [record_from_results(self._spec, t.config, [t.last_result] if t.last_result else [],
-                                 failed=t.status == "ERROR", pruned=t.status == "TERMINATED")
+                                 failed=t.status == "ERROR", pruned=t.status == "TERMINATED",
+                                 paused=t.status == "PAUSED")
                        for t in trials if NUMBER in t.config]
             self._progress.update(records)
 
@@ -187,11 +192,11 @@ class RayBackend(SearchBackend):
     def _new_tuner(spec: StudySpec, settings: RunSettings, placement: Placement, trainable: Any,
                    experiment: Path) -> tune.Tuner:
         budget = settings.n_trials or spec.n_trials
-        search = ConcurrencyLimiter(StudySearch(spec, settings.timeout or spec.timeout),
-                                    max_concurrent=placement.max_concurrent)
+        search = RunningLimiter(StudySearch(spec, settings.timeout or spec.timeout),
+                                max_concurrent=placement.max_concurrent)
         scheduler = None
         if spec.early_stopping.kind == "moasha":
-            scheduler = MOASHAScheduler(spec)
+            scheduler = (PromotionScheduler if spec.early_stopping.mode == "promotion" else MOASHAScheduler)(spec)
         # Reused actors skip a worker process (and its torch import) per trial: most of Ray's per-trial cost.
         tune_config = tune.TuneConfig(search_alg=search, scheduler=scheduler, num_samples=budget or -1,
                                       reuse_actors=True)
@@ -208,10 +213,10 @@ class RayBackend(SearchBackend):
         experiment = settings.results_dir / EXPERIMENT
         if not experiment.is_dir():
             return []
-        stopped = stopped_trials(experiment)
+        stopped, paused = stopped_trials(experiment), paused_trials(experiment)
         best: dict[int, tuple[tuple, TrialRecord]] = {}
         for folder in experiment.iterdir():
-            found = read_trial(folder, spec, stopped)
+            found = read_trial(folder, spec, stopped, paused)
             if found is None:
                 continue
             rank, record = found

@@ -24,11 +24,12 @@ TUNE_KEYS = frozenset({"timestamp", "checkpoint_dir_name", "should_checkpoint", 
 FAILURE = re.compile(r"^Failure # (\d+) \(occurred at (\S+)\)$", re.MULTILINE)
 
 
-def read_trial(folder: Path, spec: StudySpec, stopped: dict[int, int] | None = None
-               ) -> tuple[tuple, TrialRecord] | None:
+def read_trial(folder: Path, spec: StudySpec, stopped: dict[int, int] | None = None,
+               paused: dict[int, int] | None = None) -> tuple[tuple, TrialRecord] | None:
     """One Tune trial folder as a record, with a rank (finished first, then most recent) to pick duplicates.
 
-    ``stopped``: the trial numbers MO-ASHA stopped (``scheduler.stopped_trials``), read as PRUNED.
+    ``stopped``: the trial numbers MO-ASHA stopped (``scheduler.stopped_trials``), read as PRUNED; ``paused``: those
+    waiting at a rung to be promoted (``scheduler.paused_trials``), read as PAUSED.
     """
     try:
         config = json.loads((folder / "params.json").read_text())
@@ -40,8 +41,10 @@ def read_trial(folder: Path, spec: StudySpec, stopped: dict[int, int] | None = N
     failures = read_failures(folder / "error.txt")
     last_date = rows[-1].get("date", "") if rows else ""
     errored = (len(failures) > spec.ray.max_failures and failures[-1][0] >= last_date) if failures else False
-    record = record_from_results(spec, config, rows, failed=errored, pruned=int(config[NUMBER]) in (stopped or {}),
-                       reason=failures[-1][1] if failures and errored else "")
+    number = int(config[NUMBER])
+    record = record_from_results(spec, config, rows, failed=errored, pruned=number in (stopped or {}),
+                                 paused=number in (paused or {}),
+                                 reason=failures[-1][1] if failures and errored else "")
     return (record.state != "RUNNING", last_date), record
 
 
@@ -73,10 +76,11 @@ def read_failures(path: Path) -> list[tuple[str, str]]:
 
 
 def record_from_results(spec: StudySpec, config: dict[str, Any], rows: list[dict[str, Any]], failed: bool = False,
-              reason: str = "", pruned: bool = False) -> TrialRecord:
+              reason: str = "", pruned: bool = False, paused: bool = False) -> TrialRecord:
     """A trial from its Tune config and reported rows (epoch rows, then the final or diverged row).
 
     ``pruned``: Tune ended the trial without an error; without a final or diverged row, MO-ASHA stopped it.
+    ``paused``: it waits at an MO-ASHA rung (promotion) with the rung epoch as its last row.
     """
     baseline = bool(config.get(BASELINE))
     last = rows[-1] if rows else {}
@@ -88,6 +92,8 @@ def record_from_results(spec: StudySpec, config: dict[str, Any], rows: list[dict
         state, shown = "COMPLETE", last
     elif pruned and not failed:
         state, shown = "PRUNED", last
+    elif paused and not failed:
+        state, shown = "PAUSED", last
     else:
         state, shown = ("FAIL" if failed else "RUNNING"), last
     metrics = {k: v for k, v in shown.items() if k not in TUNE_KEYS and v is not None}

@@ -8,10 +8,12 @@ trial (same number) replaces its own record.
 
 State. Tune saves the searcher with its experiment snapshots but never calls a scheduler's ``save``, and the
 scheduler in ``tuner.pkl`` is the one pickled at launch, empty. So the scheduler keeps its rung records and the
-trials it stopped in ``moasha.json`` in the experiment folder, rewritten atomically after each decision:
+trials it stopped in ``moasha.json`` in the experiment folder, rewritten atomically after each decision (and in
+Tune's staging copy of that folder, which Tune copies over it with every snapshot after a restore):
 ``Tuner.restore`` builds a scheduler that reads it back (the rung records keep counting, a stopped trial that
 Tune resumes because the driver died before its snapshot is stopped again at its first result), and
-``RayBackend.records`` reads the stopped trials from it to show them as PRUNED.
+``RayBackend.records`` reads the stopped trials from it to show them as PRUNED. The promotion form
+(``promotion.PromotionScheduler``) keeps its paused trials there too.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from ...moasha import rung_epochs, should_continue
+from ...moasha import should_continue
 from .. import _compat
 from ..study_file import StudySpec
-from .trainable import BASELINE, NUMBER, config_from_tune
+from .trainable import BASELINE, NUMBER, rungs_of
 
 STATE_FILE = "moasha.json"
+_FILE_STATE = ("_rungs", "_stopped", "_paused", "_state_paths")  # kept in STATE_FILE, never pickled
 
 
 class MOASHAScheduler(FIFOScheduler):
@@ -40,16 +43,19 @@ class MOASHAScheduler(FIFOScheduler):
         self._spec = spec
         self._rungs: dict[int, dict[int, list[float]]] = {}  # rung epoch -> trial number -> objective values
         self._stopped: dict[int, int] = {}  # trial number -> epoch at which it was stopped
-        self._state_path: Path | None = None  # set from the first trial seen: <experiment>/moasha.json
+        self._paused: dict[int, int] = {}  # trial number -> rung epoch it waits at (promotion form only)
+        # set from the first trial seen: <experiment>/moasha.json, and its copy in Tune's staging folder
+        self._state_paths: list[Path] = []
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the scheduler into tuner.pkl: the file is the state
-        return {**self.__dict__, "_rungs": {}, "_stopped": {}, "_state_path": None}
+        return {k: v for k, v in self.__dict__.items() if k not in _FILE_STATE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # also a tuner.pkl of an older version of this class
+        self.__dict__.update({k: v for k, v in state.items() if k not in _FILE_STATE + ("_state_path",)})
+        self._rungs, self._stopped, self._paused, self._state_paths = {}, {}, {}, []
 
     def rungs_of(self, config: dict[str, Any]) -> set[int]:
-        """Rung epochs of one trial: its own training epochs decide where they end, as on the Optuna side."""
-        es = self._spec.early_stopping
-        return set(rung_epochs(es.min_epochs, es.reduction_factor,
-                               es.max_epochs or config_from_tune(self._spec, config).epochs))
+        return rungs_of(self._spec, config)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._attach(trial)
@@ -65,14 +71,18 @@ class MOASHAScheduler(FIFOScheduler):
         if epoch is None or int(epoch) not in self.rungs_of(trial.config):
             return TrialScheduler.CONTINUE
         epoch = int(epoch)
-        at_rung = self._rungs.setdefault(epoch, {})
-        at_rung[number] = [float(result[name]) for name in self._spec.objective_names]
+        self._rungs.setdefault(epoch, {})[number] = [float(result[name]) for name in self._spec.objective_names]
+        decision = self._decide(tune_controller, trial, number, epoch)
+        self._save()
+        return decision
+
+    def _decide(self, tune_controller: Any, trial: Any, number: int, epoch: int) -> str:
+        """The stopping form: CONTINUE or STOP for a trial that just recorded its values at rung ``epoch``."""
         es = self._spec.early_stopping
-        keep = should_continue(list(at_rung.items()), number, self._spec.directions, es.reduction_factor,
+        keep = should_continue(list(self._rungs[epoch].items()), number, self._spec.directions, es.reduction_factor,
                                es.tie_break)
         if not keep:
             self._stopped[number] = epoch
-        self._save()
         return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
 
     def debug_string(self) -> str:
@@ -80,9 +90,10 @@ class MOASHAScheduler(FIFOScheduler):
 
     # -- state ---------------------------------------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:
-        """Write the rung records and stopped trials to ``checkpoint_path`` atomically (JSON)."""
+        """Write the rung records, stopped and paused trials to ``checkpoint_path`` atomically (JSON)."""
         state = {"rungs": {str(e): {str(n): v for n, v in r.items()} for e, r in self._rungs.items()},
-                 "stopped": {str(n): e for n, e in self._stopped.items()}}
+                 "stopped": {str(n): e for n, e in self._stopped.items()},
+                 "paused": {str(n): e for n, e in self._paused.items()}}
         tmp = Path(f"{checkpoint_path}.tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, checkpoint_path)
@@ -92,25 +103,36 @@ class MOASHAScheduler(FIFOScheduler):
         state = json.loads(Path(checkpoint_path).read_text())
         self._rungs = {int(e): {int(n): v for n, v in r.items()} for e, r in state["rungs"].items()}
         self._stopped = {int(n): int(e) for n, e in state["stopped"].items()}
+        self._paused = {int(n): int(e) for n, e in state.get("paused", {}).items()}  # files before promotion: none
 
     def _attach(self, trial: Any) -> None:
         """Find the experiment folder from a trial (restored experiments may have moved) and load its state."""
-        if self._state_path is not None:
+        if self._state_paths:
             return
-        self._state_path = _compat.experiment_folder(trial) / STATE_FILE
-        if self._state_path.exists():
-            self.restore(str(self._state_path))
+        self._state_paths = [_compat.experiment_folder(trial) / STATE_FILE,
+                             _compat.experiment_staging_folder(trial) / STATE_FILE]
+        if self._state_paths[0].exists():
+            self.restore(str(self._state_paths[0]))
 
     def _save(self) -> None:
-        assert self._state_path is not None, "set by _attach"
-        self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.save(str(self._state_path))
+        assert self._state_paths, "set by _attach"
+        for path in self._state_paths:  # the staging copy too: Tune's snapshots copy it over the other
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.save(str(path))
 
 
 def stopped_trials(experiment: Path) -> dict[int, int]:
     """Trial number -> epoch, for every trial MO-ASHA stopped in this experiment folder (none without the file)."""
+    return _read(experiment, "stopped")
+
+
+def paused_trials(experiment: Path) -> dict[int, int]:
+    """Trial number -> rung epoch, for every trial waiting at a rung to be promoted (none without the file)."""
+    return _read(experiment, "paused")
+
+
+def _read(experiment: Path, key: str) -> dict[int, int]:
     path = experiment / STATE_FILE
     if not path.exists():
         return {}
-    return {int(n): int(e) for n, e in json.loads(path.read_text())["stopped"].items()}
-
+    return {int(n): int(e) for n, e in json.loads(path.read_text()).get(key, {}).items()}

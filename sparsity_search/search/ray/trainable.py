@@ -1,7 +1,8 @@
 """Tune's function trainable: it only wraps ``train(cfg, report)``.
 
 It reports every epoch's metrics, with the trainer's ``checkpoint.pt`` as a ``tune.Checkpoint`` after the first
-epoch and then at most every ``CHECKPOINT_EVERY_S`` seconds (each epoch of a real network); a retried or resumed
+epoch and then at most every ``CHECKPOINT_EVERY_S`` seconds (each epoch of a real network), and with promotion-type
+MO-ASHA at every rung epoch too (a trial paused there resumes from exactly that epoch); a retried or resumed
 trial gets that checkpoint back (``tune.get_checkpoint()``), copies it into its checkpoint folder and the trainer
 continues from the epoch after it. The last report is the trainer's row (test metrics included) with ``final: True``.
 ``DivergedError`` is not retried (it would diverge again): the trial reports ``diverged: True`` and its reason,
@@ -23,6 +24,7 @@ from ray import tune
 
 from ...config import TrainConfig
 from ...errors import DivergedError
+from ...moasha import rung_epochs
 from ...trainer import train
 from ..study_file import StudySpec
 
@@ -52,6 +54,20 @@ def config_from_tune(spec: StudySpec, config: dict[str, Any]) -> TrainConfig:
     return spec.sampled_config({k: v for k, v in config.items() if k not in (NUMBER, BASELINE)})
 
 
+def rungs_of(spec: StudySpec, config: dict[str, Any]) -> set[int]:
+    """Rung epochs of one trial: its own training epochs decide where they end, as on the Optuna side."""
+    es = spec.early_stopping
+    return set(rung_epochs(es.min_epochs, es.reduction_factor, es.max_epochs or config_from_tune(spec, config).epochs))
+
+
+def pause_epochs(spec: StudySpec, config: dict[str, Any]) -> set[int]:
+    """Epochs at which the scheduler may pause this trial: its rungs under promotion (never the baseline's)."""
+    es = spec.early_stopping
+    if es.kind != "moasha" or es.mode != "promotion" or config.get(BASELINE):
+        return set()
+    return rungs_of(spec, config)
+
+
 def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """Tune's function trainable: train one config, reporting each epoch with the trainer's checkpoint."""
     where = {"node_id": ray.get_runtime_context().get_node_id(), "worker": f"{socket.gethostname()}:{os.getpid()}"}
@@ -64,12 +80,12 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
         if restored is not None:  # a retry after a failure, or a resumed experiment
             restored.to_directory(work)
 
-        last_checkpoint = -math.inf
+        last_checkpoint, pauses = -math.inf, pause_epochs(job.spec, config)
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
             nonlocal last_checkpoint
             result, now = {**pending, **metrics, **where}, time.monotonic()
-            if now - last_checkpoint < CHECKPOINT_EVERY_S:
+            if now - last_checkpoint < CHECKPOINT_EVERY_S and epoch not in pauses:
                 tune.report(result)
                 return
             last_checkpoint = now
