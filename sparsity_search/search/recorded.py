@@ -60,15 +60,23 @@ def _shape(spec: StudySpec) -> dict[str, Any]:
     return shape
 
 
+def _plain(value: Any) -> bool:
+    return not isinstance(value, (dict, list))
+
+
 def check_matches(spec: StudySpec, recorded: StudySpec, where: str, source: str | None = None) -> None:
     """A one-line error naming the first field that shapes the trials where ``spec`` differs from ``recorded``."""
     mine, theirs = _shape(spec), _shape(recorded)
     for key in mine:
         if mine[key] != theirs[key]:
-            if key == "train":
-                key = "train." + next(k for k in mine["train"] if mine["train"][k] != theirs["train"].get(k))
-            raise ConfigError(f"study {spec.name!r} in {where} was launched with another {key}; restore it, or "
-                              "launch under another name or --results", field=key, source=source)
+            was, now = theirs[key], mine[key]
+            if isinstance(now, dict) and isinstance(was, dict):  # a plain field inside: train.lr
+                sub = next(k for k in {**was, **now} if now.get(k) != was.get(k))
+                if _plain(was.get(sub)) and _plain(now.get(sub)):
+                    key, was, now = f"{key}.{sub}", was.get(sub), now.get(sub)
+            what = f"{key} {was!r} (this file: {now!r})" if _plain(was) and _plain(now) else f"another {key}"
+            raise ConfigError(f"study {spec.name!r} in {where} was launched with {what}; restore it, or launch "
+                              "under another name or --results", field=key, source=source)
 
 
 def ray_restorable(results_dir: Path) -> bool:

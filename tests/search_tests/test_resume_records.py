@@ -55,26 +55,32 @@ def test_resume_and_worker_keep_the_launch_flags_unless_given(tmp_path):
     assert _stored(results).trials[-1].state == optuna.trial.TrialState.COMPLETE
 
 
+STOPPING = {"kind": "moasha", "mode": "stopping"}
 CONFLICTS = [
     ({"search_space": {"params": {**TINY_SPACE["params"],
                                   "lambda_max": {"type": "float", "low": 0.05, "high": 9.0, "log": True}}}},
      "search_space"),
     ({"objectives": ["val_accuracy", "energy_uj"]}, "objectives"),
     ({"train": {**TINY_TRAIN, "epochs": 3}}, "train.epochs"),
+    # a study launched when stopping was the default mode recorded it: a file relying on today's default says so
+    ({"early_stopping": {"kind": "moasha", "mode": "promotion"}}, "early_stopping.mode"),
 ]
 
 
 def test_a_study_file_that_no_longer_matches_the_launch_is_one_line(tmp_path):
     results = tmp_path / "r"
-    cli("launch", write_study(tmp_path, n_trials=1), "--results", results, "-q", check=True)
+    cli("launch", write_study(tmp_path, n_trials=1, early_stopping=STOPPING), "--results", results, "-q", check=True)
     before = tree_snapshot(results)
     for change, field in CONFLICTS:
-        changed = write_study(tmp_path, n_trials=1, **change)
+        changed = write_study(tmp_path, n_trials=1, **{"early_stopping": STOPPING, **change})
         for command in ("resume", "launch", "pareto"):
             proc = cli(command, changed, "--results", results)
             assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-            assert f"{field}: " in proc.stderr and "launched with another" in proc.stderr, proc.stderr
-    proc = cli("resume", write_study(tmp_path, n_trials=1), "--results", results, "--backend", "ray")
+            assert f"{field}: " in proc.stderr and "was launched with " in proc.stderr, proc.stderr
+    assert "early_stopping.mode: study 'tiny' in" in proc.stderr
+    assert "'stopping' (this file: 'promotion')" in proc.stderr
+    proc = cli("resume", write_study(tmp_path, n_trials=1, early_stopping=STOPPING), "--results", results,
+               "--backend", "ray")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--backend:" in proc.stderr, proc.stderr
     assert "launched on optuna" in proc.stderr
     assert tree_snapshot(results) == before  # nothing stored, nothing lost

@@ -1,7 +1,7 @@
 """Promotion-type MO-ASHA on the Ray backend: trials pause at rungs, and a freed slot resumes the best paused one.
 
-The same rule as the Optuna backend's (``moasha.promotable``, constraint-aware through ``StudySpec.rung_limits``), with Tune's
-trial states instead of a shared storage:
+The same rule as the Optuna backend's (``moasha.promotable``, constraint-aware through ``StudySpec.rung_limits``),
+with Tune's trial states instead of a shared storage:
 
 * Pausing. At a rung a trial records its objective vector (as in the stopping form) and asks ``promotable`` with
   itself counted as paused, beside the trials already waiting. Unless the answer is itself, the scheduler answers
@@ -12,8 +12,9 @@ trial states instead of a shared storage:
   slot (``on_pause``). The best promotable paused trial takes a slot back (``on_unpause``) as soon as it is
   promotable, so no new trial is suggested into the slot it waits for.
 * Resuming. ``choose_trial_to_run`` returns that trial once fewer than ``max_concurrent`` trials are pending or
-  running and its rows up to the rung have reached the results folder (``_synced``); Tune restarts it, ``tune.get_checkpoint()`` hands the trainable the rung checkpoint, and the trainer
-  trains on from the epoch after the rung in the same trial folder (one row, its whole history). Otherwise it
+  running and its rows up to the rung have reached the results folder (``_synced``); Tune restarts it,
+  ``tune.get_checkpoint()`` hands the trainable the rung checkpoint, and the trainer trains on from the epoch
+  after the rung in the same trial folder (one row, its whole history). Otherwise it
   returns the oldest pending (new) trial; a paused trial that is not promotable is never returned.
 * Ending. Once the searcher is finished (``num_samples`` trials created, the baseline included, or its timeout)
   and no trial is pending or running, nothing can become promotable any more (only a rung arrival changes a
