@@ -3,6 +3,7 @@
     python benchmarks/search_efficiency.py --quick    # MLP [64], 27 epochs, 45 trials' budget: a few min, 2 cores
     python benchmarks/search_efficiency.py            # MLP [128], 27 epochs, 60 trials' budget
     python benchmarks/search_efficiency.py --quick --seeds 1 --budget-trials 6 --jobs 1   # a smoke run
+    python benchmarks/search_efficiency.py --quick --sampler-option constant_liar=true   # options of TPE
 
 Methods search the same space (``--space``, default ``benchmarks/search_efficiency_space.yaml``) on the embedded
 digits data, with the same fixed training settings and the same budget of training epochs:
@@ -118,7 +119,9 @@ def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, result
     data: dict[str, Any] = {
         "name": f"efficiency_{method}_{seed}", "dataset": "digits", "model": "mlp", "train": mode["train"],
         "search_space": str(space), "objectives": OBJECTIVES,
-        "sampler": {"name": "random" if method == "random" else "tpe"}, "n_trials": n_trials,
+        "sampler": {"name": "random"} if method == "random" else {"name": "tpe",
+                                                                  "options": mode.get("sampler_options", {})},
+        "n_trials": n_trials,
         "seed": seed, "baseline": False, "results": str(results),
     }
     if method.startswith(("tpe_stopping", "tpe_promotion")):
@@ -239,12 +242,17 @@ def main() -> None:
     parser.add_argument("--space", type=Path, default=HERE / "search_efficiency_space.yaml")
     parser.add_argument("--tie-break", choices=TIE_BREAKS, default="hypervolume", help="MO-ASHA's tie-break")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a TPE option for every tpe method (YAML value), e.g. constant_liar=true")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="studies run at once, one process each (default: 2)")
     args = parser.parse_args()
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.budget_trials:
         mode["budget_trials"] = args.budget_trials
+    if any("=" not in option for option in args.sampler_option):
+        parser.error("--sampler-option takes KEY=VALUE")
+    mode["sampler_options"] = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.sampler_option)}
     max_epochs = mode["train"]["epochs"]
     budget = mode["budget_trials"] * max_epochs
 
@@ -252,7 +260,7 @@ def main() -> None:
     print(f"# mode={'quick' if args.quick else 'full'} train={mode['train']} space={args.space.name} "
           f"seeds={args.seeds} budget_epochs={budget} ({mode['budget_trials']} x {max_epochs}) "
           f"moasha: min_epochs={mode['min_epochs']} reduction_factor={mode['reduction_factor']} "
-          f"tie_break={args.tie_break} jobs={args.jobs}")
+          f"tie_break={args.tie_break} jobs={args.jobs} tpe_options={mode['sampler_options']}")
     print(f"# reference: val_accuracy=0 spikes_per_sample={reference[1]:.1f} (2 x the lambda=0 network: "
           f"val_accuracy={base['val_accuracy']:.4f} spikes_per_sample={base['spikes_per_sample']:.1f}); "
           f"hv is a fraction of the box 1 x {reference[1]:.1f}", flush=True)

@@ -115,9 +115,11 @@ def _check_promoted_study(results, n_trials, overshoot=0):
         origin, rung = c.user_attrs[promotion.CONTINUES_ATTR]
         paused = [t for t in raw if t.user_attrs.get("origin", t.number) == origin
                   and t.user_attrs.get(promotion.PAUSED_ATTR) == rung]
-        assert len(paused) == 1 and paused[0].params == c.params
+        # queued with its origin's parameters; one killed before it started has not taken them yet
+        assert len(paused) == 1 and c.system_attrs["fixed_params"] == paused[0].params
         if c.state == TrialState.FAIL and not _epochs(c):
             continue  # killed before its first epoch (its heartbeat retry continues)
+        assert c.params == paused[0].params
         assert _epochs(c)[0] == rung + 1  # nothing before the rung was trained again
         if c.state == TrialState.COMPLETE:
             retry = "failed_trial" in c.system_attrs  # resumed from where the killed attempt got to
