@@ -9,8 +9,8 @@ Each trial stays an ordinary Optuna trial (the same user attributes as ``objecti
 * Heartbeats cover all K trials for the whole round. Every member writes ``train``'s checkpoint into its trial's
   folder after each epoch, so a worker killed mid-round leaves its trials to be failed by heartbeat and retried
   from their last epoch (together again when the retries share a round, else each alone).
-* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED at once. With
-  promotion that is a pause: its checkpoint of the rung epoch is already in its folder (members save before they
+* MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED at
+  once. With promotion that is a pause: its checkpoint of the rung epoch is already in its folder (members save before they
   report). Continuations of paused trials wait in the queue; a round takes queued trials only (continuations,
   retries) while any wait, so continuations from one rung train together (same ``resumable_epoch``) instead of
   beside new trials that start at epoch 0.

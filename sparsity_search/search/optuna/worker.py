@@ -52,10 +52,13 @@ def run_worker(spec: StudySpec, settings: RunSettings,
 
     promotes = promoting(spec)
 
-    def covered(s: optuna.Study) -> bool:
+    def started(s: optuna.Study) -> int:
+        """Trials that count against the budget: finished or running, continuations not counted."""
         running = s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        started = finished_count(s) + sum(not is_continuation(t) for t in running)
-        return budget is not None and started >= budget and not waiting_retries(s)
+        return finished_count(s) + sum(not is_continuation(t) for t in running)
+
+    def covered(s: optuna.Study) -> bool:
+        return budget is not None and started(s) >= budget and not waiting_retries(s)
 
     def promoted(s: optuna.Study) -> int:
         """Promotion: how many continuations wait for a worker (enqueued here, up to a round's size, if the rungs
@@ -91,12 +94,9 @@ def run_worker(spec: StudySpec, settings: RunSettings,
             time.sleep(min(WAIT_S, spec.heartbeat.interval))
             continue
         if population > 1:
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            new = None if budget is None else budget - finished_count(study) - sum(not is_continuation(t)
-                                                                                  for t in running)
             with quiet_experimental():
-                run_population_round(study, objective, population,
-                                     None if new is None else max(new, waiting_retries(study) + pending))
+                run_population_round(study, objective, population, None if budget is None else
+                                     max(budget - started(study), waiting_retries(study) + pending))
             fail_stale()
             if on_trial is not None:
                 on_trial(study)

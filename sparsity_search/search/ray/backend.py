@@ -5,7 +5,8 @@
 - **Resume.** ``run`` on an existing experiment folder is ``Tuner.restore``: finished trials stay, unfinished and
   errored ones continue from their last checkpoint, the searcher continues where it was. A restored experiment
   keeps the budget, timeout, concurrency and resources it was launched with (Tune stores them; ``resume`` refuses
-  another budget or timeout, ``commands._check_ray_budget``); the timeout counts from each run's start. An experiment that ended (budget or timeout) starts no new trials.
+  another budget or timeout, ``commands._check_ray_budget``); the timeout counts from each run's start. An
+  experiment that ended (budget or timeout) starts no new trials.
 - **Early stopping.** With ``early_stopping: {kind: moasha}`` the Tuner gets ``MOASHAScheduler`` (``scheduler``),
   or with ``mode: promotion`` ``PromotionScheduler`` (``promotion``). A trial it stops is listed in ``moasha.json``
   in the experiment folder; ``records`` shows it as PRUNED with the epoch it reached and that epoch's metrics, and
