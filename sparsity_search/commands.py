@@ -233,6 +233,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _resolve_run_flags(args: argparse.Namespace, spec: Any, settings: Any) -> None:
     from .search import check_population
+    from .search.pbt_settings import check_pbt_population
 
     settings.n_trials, settings.timeout = args.n_trials, args.timeout
     # The study file's train.device / train.threads hold unless the flag is given (or was, at launch).
@@ -243,7 +244,11 @@ def _resolve_run_flags(args: argparse.Namespace, spec: Any, settings: Any) -> No
     for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent", "population"):
         if getattr(args, name, None) is not None:
             setattr(settings, name, getattr(args, name))
-    check_population(spec.backend, settings.population, "--population")
+    given = settings.population is not None
+    size, field = (settings.population, "--population") if given else (spec.population.size, "population")
+    check_population(spec.backend, size, field)  # the file's too: --backend may have moved it to Ray
+    if spec.pbt is not None:
+        check_pbt_population(size, field)
     for name, limit in RUN_LIMITS.items():
         value, (op, bound) = getattr(settings, name), limit.split()
         if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):

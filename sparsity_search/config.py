@@ -66,11 +66,11 @@ class TrainConfig:
     lr: Positive = 2e-3
     momentum: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.9
     weight_decay: NonNegative = 0.0
-    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
+    lr_schedule: Literal["cosine", "step", "constant", "piecewise"] = "cosine"
     lr_step_epochs: Count = 10
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.1
     # sparsity term: loss = CE + lambda(t) * S
-    schedule: Literal["constant", "linear", "annealing"] = "annealing"
+    schedule: Literal["constant", "linear", "annealing", "piecewise"] = "annealing"
     lambda_max: NonNegative = 0.0
     temperature: Positive = 0.3
     warmup_epochs: NonNegative = 0.0
@@ -82,6 +82,39 @@ class TrainConfig:
     threads: Annotated[int, Field(ge=0)] = 0  # torch intra-op threads; 0 = torch's default
     checkpoint_dir: str = ""  # "" = no checkpoints; else one file per run, rewritten every epoch
     resume: bool = False  # continue from checkpoint_dir's checkpoint when it exists
+
+    # piecewise schedules (schedule / lr_schedule: piecewise; PBT exports the ones it learned): [[epoch, value], ...]
+    # from epoch 0, epochs non-decreasing; each value holds from its epoch until the next point (schedules.Piecewise)
+    lambda_points: list[list[float]] = dataclasses.field(default_factory=list)
+    lr_points: list[list[float]] = dataclasses.field(default_factory=list)
+
+    @field_validator("lambda_points", "lr_points")
+    @classmethod
+    def _points(cls, value: list[list[float]]) -> list[list[float]]:
+        if any(len(p) != 2 for p in value):
+            raise PydanticCustomError("points", "expected [epoch, value] pairs")
+        if value and value[0][0] != 0:
+            raise PydanticCustomError("points", "the first point must be at epoch 0; got {epoch}",
+                                      {"epoch": value[0][0]})
+        for (e0, _), (e1, v1) in zip(value, value[1:]):
+            if e1 < e0:
+                raise PydanticCustomError("points", "epochs must be non-decreasing; got {e1} after {e0}",
+                                          {"e0": e0, "e1": e1})
+        if any(not (math.isfinite(e) and math.isfinite(v) and v >= 0) for e, v in value):
+            raise PydanticCustomError("points", "epochs and values must be finite and >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _piecewise_has_points(self) -> "TrainConfig":
+        for schedule, name, points in (("schedule", "lambda_points", self.lambda_points),
+                                       ("lr_schedule", "lr_points", self.lr_points)):
+            piecewise = getattr(self, schedule) == "piecewise"
+            if piecewise != bool(points):
+                raise PydanticCustomError("points", "{why}", {"field": name, "why": (
+                    f"{schedule}: piecewise needs {name}" if piecewise else f"used only by {schedule}: piecewise")})
+        if any(v <= 0 for _, v in self.lr_points):
+            raise PydanticCustomError("points", "learning rates must be > 0", {"field": "lr_points"})
+        return self
 
     @field_validator("hidden", "channels")
     @classmethod

@@ -55,17 +55,20 @@ def trials_table(records: list[TrialRecord], spec: StudySpec) -> pd.DataFrame:
     """Every trial as a row, annotated with ``pareto_rank``, ``is_pareto``, ``spike_reduction_pct``, ``accuracy_delta``.
 
     ``is_feasible`` says whether the trial meets the study's constraints; ranks count feasible trials only.
+    ``pbt`` says that the trial's schedule was learned by population-based training (its ``params_*`` are the
+    sampler's first draw; its config, the learned ``piecewise`` schedules).
     """
     names = spec.space().names()
     rows = []
     for r in sorted(records, key=lambda r: r.number):
-        row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline}
+        row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline,
+                               "pbt": spec.pbt is not None and not r.is_baseline}  # a learned schedule
         row.update({f"params_{n}": r.params.get(n) for n in names})
         row.update({m: r.metrics.get(m) for m in METRIC_COLUMNS})
         row.update(epochs=r.epochs, duration_s=r.duration_s, fail_reason=r.fail_reason,
                    is_feasible=is_feasible(spec, r.metrics))
         rows.append(row)
-    columns = ["trial", "state", "is_baseline", *(f"params_{n}" for n in names), *METRIC_COLUMNS,
+    columns = ["trial", "state", "is_baseline", "pbt", *(f"params_{n}" for n in names), *METRIC_COLUMNS,
                "epochs", "duration_s", "fail_reason", "is_feasible"]
     table = pd.DataFrame(rows, columns=columns)
     for m in METRIC_COLUMNS:

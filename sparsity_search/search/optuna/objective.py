@@ -1,8 +1,8 @@
 """The per-trial objective of the Optuna backend: sample (or take the baseline), train, store what happened.
 
 Everything a trial adds to the plain Optuna storage lives in its user attributes: ``is_baseline``, ``config`` (the
-resolved TrainConfig), ``epoch_NNN`` (per-epoch metrics), ``result`` (the trainer's final row), ``fail_reason``,
-``worker``, ``origin`` and the sampler's ``constraints``.
+resolved TrainConfig; a PBT member's learned one once it finished), ``epoch_NNN`` (per-epoch metrics), ``result``
+(the trainer's final row), ``fail_reason``, ``worker``, ``origin`` and the sampler's ``constraints``.
 """
 
 from __future__ import annotations
@@ -91,8 +91,11 @@ class Objective:
         log.warning("trial %d failed: %s", trial.number, exc)
 
     def finish(self, trial: optuna.Trial, row: dict[str, Any]) -> tuple[float, ...]:
-        """Store the result row on the trial; return its objective values."""
+        """Store the result row on the trial (and the config it reports when that is not the one it started with:
+        a PBT member's learned ``piecewise`` config); return its objective values."""
         metrics = {k: v for k, v in row.items() if k != "config"}
+        if row.get("config", trial.user_attrs.get("config")) != trial.user_attrs.get("config"):
+            trial.set_user_attr("config", row["config"])
         trial.set_user_attr("result", metrics)
         trial.set_user_attr(_samplers.CONSTRAINTS_ATTR, self.spec.constraint_values(metrics))
         return tuple(float(metrics[name]) for name in self.spec.objective_names)
