@@ -108,10 +108,12 @@ class TrainConfig:
     def _piecewise_has_points(self) -> "TrainConfig":
         for schedule, name, points in (("schedule", "lambda_points", self.lambda_points),
                                        ("lr_schedule", "lr_points", self.lr_points)):
-            piecewise = getattr(self, schedule) == "piecewise"
-            if piecewise != bool(points):
-                raise PydanticCustomError("points", "{why}", {"field": name, "why": (
-                    f"{schedule}: piecewise needs {name}" if piecewise else f"used only by {schedule}: piecewise")})
+            if getattr(self, schedule) == "piecewise" and not points:
+                raise PydanticCustomError("points", "{schedule}: piecewise needs {name}",
+                                          {"field": name, "schedule": schedule, "name": name})
+            if getattr(self, schedule) != "piecewise" and points:
+                raise PydanticCustomError("points", "{name} are given, but only piecewise reads them; got {value}",
+                                          {"field": schedule, "name": name, "value": getattr(self, schedule)})
         if any(v <= 0 for _, v in self.lr_points):
             raise PydanticCustomError("points", "learning rates must be > 0", {"field": "lr_points"})
         return self
@@ -258,7 +260,12 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"cannot parse value {raw!r}", field=key) from None
     if _field_type(key) is str and not isinstance(value, str):
         value = raw
-    return key, getattr(from_dict({key: value}), key)
+    try:
+        return key, getattr(from_dict({key: value}), key)
+    except ConfigError as exc:
+        if exc.field == key:
+            raise
+        return key, value  # valid alone, but a rule across fields (piecewise's points): the whole config decides
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

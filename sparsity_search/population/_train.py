@@ -48,7 +48,7 @@ from ._optim import PopulationOptimizer
 # Fields members may differ in; every other TrainConfig field must be equal across a population.
 PER_MEMBER = ("lambda_max", "schedule", "temperature", "warmup_epochs", "layer_weights", "lr", "lr_schedule",
               "lr_step_epochs", "lr_gamma", "momentum", "weight_decay", "beta", "tau", "threshold",
-              "surrogate_slope", "checkpoint_dir", "resume")
+              "surrogate_slope", "lambda_points", "lr_points", "checkpoint_dir", "resume")
 
 
 def population_key(cfg: TrainConfig) -> tuple[Hashable, ...]:
