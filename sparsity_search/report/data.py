@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..schedules import make_lambda_schedule
 from .history import Rows, epoch_histories, layer_spikes
 
 if TYPE_CHECKING:
@@ -48,12 +49,24 @@ class ReportData:
     params: list[str]
     summary: list[tuple[str, str]]
     min_accuracy: float | None
+    # PBT trials: lambda per epoch of the schedule their final weights were trained with (learned, through every
+    # exploit step); their histories' ``lambda`` is what their own slot used
+    learned: dict[int, list[float]] = field(default_factory=dict)
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
     @property
     def relative(self) -> bool:
         """Axes relative to the lambda = 0 baseline (reduction %, accuracy change) rather than absolute."""
         return self.baseline is not None
+
+    def curve(self, n: int, key: str) -> list[Any]:
+        """Trial ``n``'s per-epoch values of ``key`` (None where missing); a PBT trial's lambda is its learned one."""
+        if key == "lambda" and n in self.learned:
+            return list(self.learned[n])
+        return [r.get(key) for r in self.histories.get(n, [])]
+
+    def lambda_title(self) -> str:
+        return "λ(t) learned by PBT" if self.learned else "λ(t) at epoch end"
 
     def answer_labels(self) -> dict[int, list[str]]:
         """Each answering trial with the labels of the queries it answers (one point can answer several)."""
@@ -141,11 +154,21 @@ def gather(study: "Study") -> ReportData:
         hv = [(int(t), float(v)) for t, v in zip(counted["trial"], values)]
     shown = set(front["trial"].astype(int)) | ({int(base["trial"])} if base is not None else set())
     histories = epoch_histories(study, shown)
+    learned = _learned(study, {n: len(histories[n]) for n in set(front["trial"].astype(int)) & set(histories)})
     params = [c for c in table.columns if c.startswith("params_")]
     return ReportData(study_name=spec.name, backend=spec.backend, accuracy=acc, cost=cost, trials=table,
                       front=front, baseline=base, answers=_answers(study) if has_done else {}, hv_history=hv,
                       histories=histories, layers={n: layer_spikes(r) for n, r in histories.items()},
-                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc)
+                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc, learned=learned)
+
+
+def _learned(study: "Study", epochs: dict[int, int]) -> dict[int, list[float]]:
+    """The learned lambda per epoch (held within it) of the given PBT trials, read from their learned configs."""
+    if study.spec.pbt is None or not epochs:
+        return {}
+    configs = study.trial_configs(list(epochs))
+    return {n: [make_lambda_schedule(cfg, 1).lambda_at(e, 0) for e in range(epochs[n])]
+            for n, cfg in configs.items() if cfg.schedule == "piecewise"}
 
 
 def _to_x(values: Any, base: dict[str, Any] | None, cost: str) -> Any:
@@ -196,6 +219,9 @@ def _summary(study: "Study", table: pd.DataFrame, base: dict[str, Any] | None) -
             ("constraints", constraints),
             ("early stopping", "none" if stopping.kind == "none" else
              f"{stopping.kind} (min_epochs {stopping.min_epochs}, reduction factor {stopping.reduction_factor})"),
+            *([("population-based training", f"population {spec.population.size}, interval {spec.pbt.interval}, "
+                f"fraction {spec.pbt.fraction:g}, perturb {spec.pbt.perturb}, resample probability "
+                f"{spec.pbt.resample_probability:g}, tie-break {spec.pbt.tie_break}")] if spec.pbt else []),
             ("budget", budget), ("trials", f"{len(table)} ({states})" if len(table) else "none yet"),
             ("backend", f"{spec.backend}, storage {study.settings.storage}")]
     if base is not None:
