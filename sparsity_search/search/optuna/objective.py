@@ -115,6 +115,8 @@ class Objective:
         metrics = {k: v for k, v in row.items() if k != "config"}
         if row.get("config", trial.user_attrs.get("config")) != trial.user_attrs.get("config"):
             trial.set_user_attr("config", row["config"])
+            learned = TrainConfig(**row["config"])
+            save_config(learned, Path(learned.checkpoint_dir) / "config.yaml")
         trial.set_user_attr("result", metrics)
         trial.set_user_attr(_samplers.CONSTRAINTS_ATTR, self.spec.constraint_values(metrics))
         return tuple(float(metrics[name]) for name in self.spec.objective_names)
