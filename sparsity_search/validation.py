@@ -42,8 +42,8 @@ def _message(error: dict[str, Any]) -> str:
 
 def validation_error_parts(exc: ValidationError) -> tuple[str | None, str]:
     """``(field, message)`` of the first error, with a count of the others. A trailing list index moves into the
-    message (``hidden``, ``expected a list of int; item 1 is 'a'``); a model-level error names its field in
-    ``ctx["field"]``."""
+    message (``hidden``, ``expected a list of int; item 1 is 'a'``); a model-level or nested error names its field
+    in ``ctx["field"]``."""
     errors = exc.errors()
     first = errors[0]
     loc = [p for p in first["loc"] if not str(p).startswith("function-")]
@@ -54,7 +54,8 @@ def validation_error_parts(exc: ValidationError) -> tuple[str | None, str]:
             message = f"expected a list of {_TYPES[first['type']]}; item {index} is {first.get('input')!r}"
         else:
             message = f"item {index}: {message}"
-    field = ".".join(str(p) for p in loc) or (first.get("ctx") or {}).get("field")
+    # a nested value's error (``config._nested``) names its own field, ``model.step_mode``, in ctx
+    field = (first.get("ctx") or {}).get("field") or ".".join(str(p) for p in loc) or None
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return field, message + more
 

@@ -57,12 +57,8 @@ def population_key(cfg: TrainConfig) -> tuple[Hashable, ...]:
     That is every field outside ``PER_MEMBER``: dataset and split, architecture, timesteps, encoding, batch size,
     epochs, optimizer kind, neuron kind, reset and surrogate, precision, device, threads and the seed.
     """
-    return tuple((f.name, _hashable(getattr(cfg, f.name))) for f in dataclasses.fields(cfg)
-                 if f.name not in PER_MEMBER)
-
-
-def _hashable(value: Any) -> Hashable:
-    return tuple(value) if isinstance(value, list) else value
+    names = [f.name for f in dataclasses.fields(cfg) if f.name not in PER_MEMBER]
+    return tuple(zip(names, cfg.key(names)))
 
 
 def resumable_epoch(cfg: TrainConfig) -> int:

@@ -50,8 +50,8 @@ def load_checkpoint(cfg: TrainConfig) -> dict[str, Any] | None:
     if path is None or not (cfg.resume and path.exists()):
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    saved = state["config"]
+    saved, mine = state["config"], cfg.to_dict()
     for key in ARCHITECTURE_KEYS:
-        if saved.get(key) != getattr(cfg, key):
+        if saved.get(key) != mine[key]:
             raise ConfigError(f"differs from the checkpoint in {path} ({saved.get(key)!r})", field=key)
     return state

@@ -56,7 +56,7 @@ class Objective:
         return cfg
 
     def data_for(self, cfg: TrainConfig) -> DataSplits:
-        key = tuple(getattr(cfg, k) for k in DATA_KEYS) + (cfg.device,)
+        key = cfg.key(DATA_KEYS + ("device",))
         if key not in self._data:
             self._data = {key: load_data(cfg, resolve_device(cfg.device))}
         return self._data[key]
