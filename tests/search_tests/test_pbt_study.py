@@ -66,6 +66,16 @@ def test_pbt_errors_on_the_command_line_are_one_line_and_store_nothing(tmp_path)
     assert not (tmp_path / "r").exists()
 
 
+def test_the_python_launch_takes_pbt_with_the_same_checks(tmp_path):
+    import sparsity_search
+
+    with pytest.raises(ConfigError, match="^--population: pbt needs a population of at least 2 members"):
+        sparsity_search.launch(pbt_study(tmp_path), population=1, results=str(tmp_path / "r"))
+    with pytest.raises(ConfigError, match="^population: population training runs on the optuna backend only"):
+        sparsity_search.launch(pbt_study(tmp_path), backend="ray", results=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_pbt_study_runs_members_as_trials_and_exports_what_each_learned(tmp_path):
     study = pbt_study(tmp_path, n_trials=5)  # the baseline, then a population of 4
     results = tmp_path / "r"
