@@ -81,7 +81,7 @@ from sparsity_search.moasha import TIE_BREAKS  # noqa: E402
 HERE = Path(__file__).resolve().parent
 METHODS = ("random", "tpe", "tpe_stopping", "tpe_promotion", "tpe_promotion_population", "pbt_population")
 POPULATION = 8  # members per round of tpe_promotion_population
-PBT_POPULATION = 16  # members per population of pbt_population
+PBT_POPULATION = 8  # members per population of pbt_population (16 and 8 measured: docs/benchmarks.md)
 PBT = {"interval": 3, "fraction": 0.25, "perturb": {"lambda_max": [0.8, 1.25], "lr": [0.8, 1.25]},
        "resample_probability": 0.25}
 TARGET = 0.98
