@@ -17,7 +17,8 @@ their fronts are replayed the same way: the gap at seed 0 there is the populatio
 
 Printed: one ``trial`` line per (trial, training seed) with the trial's and the replay's validation accuracy and
 spikes per sample; then per (kind, training seed) a ``gap`` line: mean and max absolute accuracy difference in
-points, mean and max absolute spike difference in percent of the trial's, and the replays' mean accuracy and spikes.
+points, mean and max absolute spike difference in percent of the trial's (over the trials that spike: ``silent``
+counts the silent nets at chance accuracy that every front holds), and the replays' mean accuracy and spikes.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def print_gaps(rows: list[dict[str, Any]]) -> None:
             if not sel:
                 continue
             d_acc = np.array([100 * abs(r["replay_acc"] - r["acc"]) for r in sel])
-            d_spk = np.array([100 * abs(r["replay_spikes"] - r["spikes"]) / max(r["spikes"], 1e-9) for r in sel])
-            print(f"gap kind={kind} train_seed={'own' if own else 'other'} replays={len(sel)} "
+            d_spk = np.array([100 * abs(r["replay_spikes"] - r["spikes"]) / r["spikes"] for r in sel if r["spikes"]])
+            silent = sum(not r["spikes"] for r in sel)
+            print(f"gap kind={kind} train_seed={'own' if own else 'other'} replays={len(sel)} silent={silent} "
                   f"mean_abs_acc_pts={d_acc.mean():.2f} max_abs_acc_pts={d_acc.max():.2f} "
                   f"mean_abs_spikes_pct={d_spk.mean():.2f} max_abs_spikes_pct={d_spk.max():.2f} "
                   f"trial_mean_acc={np.mean([r['acc'] for r in sel]):.4f} "

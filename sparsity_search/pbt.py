@@ -86,9 +86,20 @@ class Rules:
 
 
 def rank(values: Sequence[Sequence[float]], rules: Rules) -> list[int]:
-    """Member positions, best first: feasible ones first, then by non-dominated front, then ``tie_break``."""
-    return [int(i) for i in rank_records(list(enumerate(values)), rules.directions, rules.tie_break,
-                                         limits=rules.limits)]
+    """Member positions, best first: feasible ones first, then by non-dominated front, then ``tie_break``.
+
+    A member whose objective vector repeats an earlier member's adds nothing to the front the population covers, so
+    it ranks after every distinct one: copies of one network (the silent net at chance accuracy is the usual one:
+    every member it overwrites becomes it) are replaced first, and the population stays spread along the front.
+    """
+    seen: set[tuple[float, ...]] = set()
+    distinct, repeats = [], []
+    for i, v in enumerate(values):
+        key = tuple(float(x) for x in v)
+        (repeats if key in seen else distinct).append(i)
+        seen.add(key)
+    order = rank_records([(i, values[i]) for i in distinct], rules.directions, rules.tie_break, limits=rules.limits)
+    return [int(i) for i in order] + repeats
 
 
 def exploit_pairs(order: Sequence[int], fraction: float, rng: np.random.Generator) -> dict[int, int]:

@@ -33,6 +33,15 @@ def test_ranking_is_moashas_feasible_first_then_fronts_then_the_tie_break():
     assert floor[-1] == 4 and floor[-2] == 1
 
 
+def test_repeated_members_rank_after_every_distinct_one():
+    silent, good, dense = (0.1, 0.0), (0.9, 20.0), (0.95, 80.0)
+    values = [silent, good, silent, dense, (0.5, 50.0), silent]  # (0.5, 50) is dominated by good
+    order = rank(values, rules())
+    alone = [[0, 1, 3][j] for j in rank([silent, good, dense], rules())]  # ranked as if the copies were not there
+    assert order[:3] == alone and order[3] == 4
+    assert order[4:] == [2, 5]  # the copies go last: the first to take over a winner's weights
+
+
 @pytest.mark.parametrize("n,fraction,q", [(1, 0.25, 0), (2, 0.25, 1), (3, 0.5, 1), (4, 0.25, 1), (8, 0.25, 2),
                                           (9, 0.25, 3), (8, 0.5, 4), (16, 0.25, 4)])
 def test_the_bottom_quantile_copies_the_top_and_the_two_never_meet(n, fraction, q):
