@@ -53,9 +53,9 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
     data = data if isinstance(data, DataSplits) else None
     t0 = time.perf_counter()
     device, amp = setup(cfg)
-    torch.manual_seed(cfg.seed)
     data = data if data is not None else load_data(cfg, device)
     data.check(cfg)
+    torch.manual_seed(cfg.seed)  # after loading: the user's data code may draw from torch's global generator
     model = build_model(cfg, data.input_shape, data.num_classes).to(device)
     neurons = [layer.neurons for layer in model.spiking_layers]
     weights = layer_weights(neurons, cfg.layer_weights)

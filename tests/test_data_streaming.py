@@ -86,3 +86,17 @@ def test_data_too_large_for_the_device_streams_by_itself(monkeypatch):
     monkeypatch.setattr("sparsity_search.data.placement.free_bytes", lambda device: 100_000)
     assert load_data(TrainConfig()).streamed  # digits: 1797 * 64 * 4 bytes > 50 kB
     assert not load_data(TrainConfig(stream=False)).streamed
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reading_data_leaves_torch_global_generator_alone(tmp_path, stream):
+    """A run that loads its own data initialises its network as one given the loaded data does."""
+    cfg = TrainConfig(**TINY, model="convnet", stream=stream, stream_workers=1,
+                      dataset=_factory(tmp_path, "images", n_train=60, n_test=20))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    data = load_data(cfg)
+    list(data.train_batches(16, torch.Generator().manual_seed(0)))
+    assert torch.equal(torch.rand(3), expected)
+    assert train(cfg, data=data)["train_loss"] == train(cfg)["train_loss"]

@@ -9,6 +9,7 @@ from helpers import cli
 from sparsity_search import TrainConfig, train
 from sparsity_search.data import data_timesteps, load_data
 from sparsity_search.errors import ConfigError
+from sparsity_search.population import train_population
 from sparsity_search.snn import E_AC_PJ, E_MAC_PJ, build_model, encode, spike_stats
 
 TINY = dict(epochs=2, hidden=[16], batch_size=32, device="cpu", threads=1, encoding="none", stream_workers=0)
@@ -98,3 +99,12 @@ def test_cli_timesteps_mismatch_is_one_line_exit_2(tmp_path):
                cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "set timesteps: 6" in proc.stderr
+
+
+def test_population_members_on_event_frames_equal_training_alone(frames):
+    cfg = TrainConfig(**TINY, timesteps=5, dataset=frames())
+    cfgs = [cfg.replace(lambda_max=0.5), cfg.replace(lambda_max=2.0, lr=3e-3)]
+    for member, row in zip(cfgs, train_population(cfgs)):
+        alone = train(member)
+        for key in ("train_loss", "val_accuracy", "spikes_per_sample", "energy_uj"):
+            assert row[key] == pytest.approx(alone[key], rel=1e-4), key

@@ -58,24 +58,20 @@ def load_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataSplit
     pools = [p for p in (source.pool, source.val, source.test) if p is not None]
     hold = hold_on_device(input_bytes(pools), device, cfg.stream)
     reading = any(isinstance(p, DatasetPool) for p in pools)  # a factory's sets: read once for their labels
-    streamer = Streamer(pools, device, cfg.stream_workers if reading else 0) if reading or not hold else None
-    if streamer is not None and reading:
+    streamer = Streamer(pools, device, cfg.stream_workers if reading else 0)  # starts no process until it reads
+    if reading:
         source = _read(source, streamer, hold)
-    if hold:
-        streamer = None
 
     split = split_pool(source.name, source.pool.labels, cfg, gen, split_val=source.val is None)
-    val_pool, val_index = (source.pool, split.val) if split.val is not None else (source.val, None)
-    assert val_pool is not None
     parts = {"train": _part(source.pool, split.train, device, hold),
-             "val": _part(val_pool, val_index, device, hold),
+             "val": _part(source.pool if source.val is None else source.val, split.val, device, hold),
              "test": _part(source.test, None, device, hold)}
     flat = cfg.model == "mlp"
     data = DataSplits(
         name=source.name, parts=parts, input_shape=(math.prod(step_shape),) if flat else step_shape,
         num_classes=NUM_CLASSES if user is None else _num_classes(source), device=device, timesteps=timesteps,
         event_input=source.events, augment=augment, flat=flat,
-        fill=cifar10_black(device) if cfg.dataset == "cifar10" else None, streamer=streamer)
+        fill=cifar10_black(device) if cfg.dataset == "cifar10" else None, streamer=None if hold else streamer)
     log.info("%s: %d train / %d val / %d test samples of shape %s on %s (%s)", data.name, data.size("train"),
              data.size("val"), data.size("test"), source.pool.sample_shape, device,
              "streamed" if data.streamed else "held")

@@ -55,8 +55,10 @@ class Streamer:
         self.pools = list(pools)
         self.device = device
         self._sampler = _Batches()
+        # its own generator: a DataLoader draws its workers' base seed from torch's global one otherwise, so
+        # reading data would change how the next network is initialised
         self._loader = DataLoader(_Pools(pools), batch_sampler=self._sampler, collate_fn=_as_is,  # type: ignore
-                                  num_workers=workers, pin_memory=device.type == "cuda")
+                                  num_workers=workers, pin_memory=device.type == "cuda", generator=torch.Generator())
 
     def batches(self, pool: Pool, batches: Sequence[list[int]]) -> Iterator[Batch]:
         """``pool``'s samples at each index list of ``batches`` in turn, as stored (on the host)."""
