@@ -25,7 +25,7 @@ from .factory import factory_source
 from .npz import npz_sample_shape, npz_source
 from .placement import hold_on_device
 from .pools import ArrayPool, DatasetPool, Pool, Source, are_event_counts, input_bytes
-from .splits import DataSplits, Part
+from .splits import DataSplits, HeldPart, Part, StreamedPart
 from .streaming import Streamer
 from .stratify import split_pool
 
@@ -63,15 +63,16 @@ def load_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataSplit
         source = _read(source, streamer, hold)
 
     split = split_pool(source.name, source.pool.labels, cfg, gen, split_val=source.val is None)
-    parts = {"train": _part(source.pool, split.train, device, hold),
-             "val": _part(source.pool if source.val is None else source.val, split.val, device, hold),
-             "test": _part(source.test, None, device, hold)}
+    streaming = None if hold else streamer
+    parts = {"train": _part(source.pool, split.train, device, streaming),
+             "val": _part(source.pool if source.val is None else source.val, split.val, device, streaming),
+             "test": _part(source.test, None, device, streaming)}
     flat = cfg.model == "mlp"
     data = DataSplits(
         name=source.name, parts=parts, input_shape=(math.prod(step_shape),) if flat else step_shape,
         num_classes=NUM_CLASSES if user is None else _num_classes(source), device=device, timesteps=timesteps,
         event_input=source.events, augment=augment, flat=flat,
-        fill=cifar10_black(device) if cfg.dataset == "cifar10" else None, streamer=None if hold else streamer)
+        fill=cifar10_black(device) if cfg.dataset == "cifar10" else None)
     log.info("%s: %d train / %d val / %d test samples of shape %s on %s (%s)", data.name, data.size("train"),
              data.size("val"), data.size("test"), source.pool.sample_shape, device,
              "streamed" if data.streamed else "held")
@@ -135,14 +136,15 @@ def _read(source: Source, streamer: Streamer, hold: bool) -> Source:
     return Source(source.name, pools[0], pools[1], pools[2], events)
 
 
-def _part(pool: Pool, index: Tensor | None, device: torch.device, hold: bool) -> Part:
-    """One split: ``pool``'s samples at ``index`` (all of them when None), held on the device or streamed."""
+def _part(pool: Pool, index: Tensor | None, device: torch.device, streamer: Streamer | None) -> Part:
+    """One split: ``pool``'s samples at ``index`` (all of them when None), streamed by ``streamer`` or, when it is
+    None, held on the device."""
     index = torch.arange(len(pool)) if index is None else index
     y = pool.labels[index].to(device)
-    if not hold:
-        return Part(y, pool=pool, index=index)
-    assert isinstance(pool, ArrayPool)
-    return Part(y, x=pool.to_inputs(pool.x[index.to(pool.x.device)].to(device)))
+    if streamer is not None:
+        return StreamedPart(y, pool, index, streamer)
+    assert isinstance(pool, ArrayPool)  # a factory's sets to be held were read into arrays (``_read``)
+    return HeldPart(y, pool.to_inputs(pool.x[index.to(pool.x.device)].to(device)))
 
 
 def _num_classes(source: Source) -> int:

@@ -8,7 +8,7 @@ built-in mlp), so a run gives the same numbers either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -36,26 +36,36 @@ def iterate_batches(n: int, batch_size: int, *, shuffle: bool, generator: torch.
 
 
 @dataclass
-class Part:
-    """One split: labels on the device, and either its inputs held there (``x``) or the pool and indices
-    (into the pool, on the CPU) to stream them from."""
+class HeldPart:
+    """One split held on the device: inputs ``x`` ``[N, ...]`` and labels ``y`` ``[N]``."""
 
     y: Tensor
-    x: Tensor | None = None
-    pool: Pool | None = None
-    index: Tensor | None = None
+    x: Tensor
 
-    def inputs(self, order: Iterator[Tensor], streamer: Streamer | None) -> Iterator[tuple[Tensor, Tensor]]:
+    def inputs(self, order: Iterator[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
         """``(positions, inputs)`` per batch of positions in ``order`` (drawn lazily, at the first batch)."""
-        if self.x is not None:
-            for idx in order:
-                yield idx, self.x[idx]
-            return
-        assert self.pool is not None and self.index is not None and streamer is not None
+        for idx in order:
+            yield idx, self.x[idx]
+
+
+@dataclass
+class StreamedPart:
+    """One split streamed from ``pool`` at ``index`` (pool indices, on the CPU); labels ``y`` on the device."""
+
+    y: Tensor
+    pool: Pool
+    index: Tensor
+    streamer: Streamer
+
+    def inputs(self, order: Iterator[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+        """``(positions, inputs)`` per batch of positions in ``order``, all drawn at the first batch."""
         chunks = list(order)
         positions = torch.cat(chunks).cpu() if chunks else torch.empty(0, dtype=torch.int64)  # one host sync
         batches = [b.tolist() for b in self.index[positions].split([len(c) for c in chunks])]
-        yield from zip(chunks, streamer.inputs(self.pool, batches))
+        yield from zip(chunks, self.streamer.inputs(self.pool, batches))
+
+
+Part = HeldPart | StreamedPart
 
 
 @dataclass
@@ -78,12 +88,11 @@ class DataSplits:
     augment: bool = False
     flat: bool = False  # flatten each step's input (the built-in mlp)
     fill: Tensor | None = None  # what crop padding fills in, per channel; None: zeros
-    streamer: Streamer | None = field(default=None, repr=False)
 
     @property
     def streamed(self) -> bool:
         """Whether any split's inputs stream through a DataLoader instead of being held on the device."""
-        return any(p.x is None for p in self.parts.values())
+        return any(isinstance(p, StreamedPart) for p in self.parts.values())
 
     def size(self, split: str) -> int:
         return len(self._part(split).y)
@@ -93,7 +102,7 @@ class DataSplits:
         augmented (with further draws from ``generator``, batch by batch) when ``augment`` is on."""
         part = self._part("train")
         order = iterate_batches(len(part.y), batch_size, shuffle=True, generator=generator, device=self.device)
-        for idx, x in part.inputs(order, self.streamer):
+        for idx, x in part.inputs(order):
             if self.augment:
                 x = crop_flip(x, generator, self.fill)
             yield self._shaped(x), part.y[idx]
@@ -102,13 +111,13 @@ class DataSplits:
         """``split`` (``val`` or ``test``; ``train`` too) in its stored order as ``(x, y)`` on the device."""
         part = self._part(split)
         order = iterate_batches(len(part.y), batch_size, shuffle=False, generator=None, device=self.device)
-        for idx, x in part.inputs(order, self.streamer):
+        for idx, x in part.inputs(order):
             yield self._shaped(x), part.y[idx]
 
     def tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """``split``'s inputs ``[N, ...]`` (as the model gets them, unaugmented) and labels, held on the device."""
         part = self._part(split)
-        if part.x is None:
+        if not isinstance(part, HeldPart):
             raise ValueError(f"the {split} split of {self.name} streams; it is not held as one tensor")
         return self._shaped(part.x), part.y
 
