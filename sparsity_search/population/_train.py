@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainConfig
-from ..data import DataSplits, iterate_batches, load_data
+from ..data import DataSplits, load_data
 from ..devices import autocast
 from ..errors import ConfigError, DivergedError
 from ..loss import layer_weights
@@ -126,10 +126,10 @@ class _Population:
             self._set_weights()
 
 
-def evaluate_population(net: PopulationNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+def evaluate_population(net: PopulationNet, data: DataSplits, split: str, cfg: TrainConfig,
                         amp: torch.dtype | None) -> tuple[list[float], list[dict[str, float]]]:
     """``trainer.evaluate`` for every member: accuracies and ``spike_stats`` per member, one host sync."""
-    return evaluate_members(net, net.template, x, y, cfg, amp)
+    return evaluate_members(net, net.template, data, split, cfg, amp)
 
 
 def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | None] | None = None,
@@ -151,7 +151,8 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     cfg0 = cfgs[0]
     device, amp = setup(cfg0)
     data = data if data is not None else load_data(cfg0, device)
-    n_train = len(data.train_y)
+    data.check(cfg0)
+    n_train = data.size("train")
     steps_per_epoch = math.ceil(n_train / cfg0.batch_size)
     states = _resume_states(cfgs)
     pop = _Population(cfgs, data, device, steps_per_epoch, states)
@@ -170,16 +171,14 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
         loss_sum = torch.zeros(len(pop.ids), device=device)
         lams = [0.0] * len(pop.ids)
         lrs = [c.lr for c in pop.cfgs]
-        for step, idx in enumerate(iterate_batches(n_train, cfg0.batch_size, shuffle=True, generator=gen,
-                                                   device=device)):
+        for step, (x, y) in enumerate(data.train_batches(cfg0.batch_size, gen)):
             lams = [s.lambda_at(epoch, step) for s in pop.schedules]
             lrs = [c.lr * lr_factor(c, epoch, step, steps_per_epoch) for c in pop.cfgs]
             lam_t = torch.tensor(lams, device=device)
-            x_seq = encode(data.train_x[idx], timesteps, cfg0.encoding, gen)
+            x_seq = encode(x, timesteps, cfg0.encoding, gen)
             with autocast(device, amp):
                 logits, spikes = pop.net(x_seq)
-            s = (pop.coef * spikes.float()).sum(0) / (len(idx) * timesteps)  # [K]
-            y = data.train_y[idx]
+            s = (pop.coef * spikes.float()).sum(0) / (len(y) * timesteps)  # [K]
             ce = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(len(pop.ids)), reduction="none")
             loss = ce.view(len(pop.ids), -1).mean(1) + lam_t * s
             pop.optimizer.zero_grad()
@@ -192,7 +191,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
             if not math.isfinite(value):
                 results[pop.ids[i]] = DivergedError(epoch + 1, steps_per_epoch, value)
                 gone.add(i)
-        accs, stats = evaluate_population(pop.net, data.val_x, data.val_y, cfg0, amp)
+        accs, stats = evaluate_population(pop.net, data, "val", cfg0, amp)
         elapsed = time.perf_counter() - t0
         for i, member in enumerate(pop.ids):
             if i in gone:
@@ -210,7 +209,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
             pop.drop(gone)
 
     if pop.ids:
-        accs, stats = evaluate_population(pop.net, data.test_x, data.test_y, cfg0, amp)
+        accs, stats = evaluate_population(pop.net, data, "test", cfg0, amp)
         for i, member in enumerate(pop.ids):
             results[member] = result_row(histories[member], accs[i], stats[i], start_epoch,
                                          time.perf_counter() - t0, cfgs[member])
