@@ -170,9 +170,14 @@ class StudySpec(Strict):
     _data_timesteps: int | None = PrivateAttr(default=None)
 
     def fixed(self) -> dict[str, Any]:
-        """The TrainConfig fields shared by every trial (train: plus the dataset/model shortcuts)."""
+        """The TrainConfig fields the study file sets for every trial (train: plus the dataset/model shortcuts)."""
         fixed = dict(self.train)
         fixed.update({k: v for k, v in (("dataset", self.dataset), ("model", self.model)) if v is not None})
+        return fixed
+
+    def _trained(self) -> dict[str, Any]:
+        """``fixed`` plus what the data decides (its own timesteps): the settings every trial trains with."""
+        fixed = self.fixed()
         if self._data_timesteps is not None and "timesteps" not in fixed:
             fixed["timesteps"] = self._data_timesteps
         return fixed
@@ -188,11 +193,11 @@ class StudySpec(Strict):
     def sampled_config(self, params: dict[str, Any]) -> TrainConfig:
         """The config a sampled trial trains: fixed settings, then the sampled parameters (``model.NAME`` ones
         become options of the user's model factory)."""
-        return from_dict(with_options({**self.fixed(), **params}, {}))
+        return from_dict(with_options({**self._trained(), **params}, {}))
 
     def baseline_config(self) -> TrainConfig:
         """lambda = 0 with every other setting at the study's fixed value or the trainer default."""
-        return from_dict({**self.fixed(), "lambda_max": 0.0})
+        return from_dict({**self._trained(), "lambda_max": 0.0})
 
     def make_sampler(self, seed: int | None = None) -> "BaseSampler":
         """The study's Optuna sampler (``seed`` defaults to the study's), constrained when the study has constraints."""
