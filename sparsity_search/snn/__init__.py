@@ -16,5 +16,5 @@ from .neurons import IF, LIF, BaseNeuron, reset_net, set_step_mode
 from .surrogate import SURROGATES, Surrogate, get_surrogate
 
 __all__ = ["E_AC_PJ", "E_MAC_PJ", "ENCODINGS", "IF", "LIF", "BaseNeuron", "HookedModel", "LayerInfo", "Readout",
-           "SNNOutput", "SURROGATES", "SeqToANN", "SpikingNet", "Surrogate", "build_model", "check_user_model", "encode",
-           "get_surrogate", "make_neuron", "reset_net", "set_step_mode", "spike_stats"]
+           "SNNOutput", "SURROGATES", "SeqToANN", "SpikingNet", "Surrogate", "build_model", "check_user_model",
+           "encode", "get_surrogate", "make_neuron", "reset_net", "set_step_mode", "spike_stats"]

@@ -1,4 +1,4 @@
-"""What every network the trainer runs provides, built-in (``models.SpikingNet``) or the user's (``hooked.HookedModel``).
+"""What every network the trainer runs provides: built-in (``models.SpikingNet``) or the user's (``HookedModel``).
 
     out = model(x_seq)              # x_seq [T, B, *input_shape] -> SNNOutput(logits [B, C], spikes per layer)
     model.spiking_layers            # list[LayerInfo], in the order of out.spikes

@@ -33,7 +33,7 @@ from ..config import TrainConfig, UserModel
 from ..errors import ConfigError
 from ..factories import call_user, load_callable, load_object
 from .contract import LayerInfo, SNNOutput
-from .libraries import Libraries, Neuron, spikes_of
+from .libraries import Libraries, Neuron, first
 from .probe import PROBE_BATCH, measure
 
 FACTORY = "model.factory"
@@ -52,10 +52,10 @@ class _Totals:
 
     def hook(self, i: int, count: Callable[[Tensor], Tensor] | None) -> Callable[..., None]:
         def add(_: nn.Module, __: Any, output: Any) -> None:
-            self.sums[i].append(spikes_of(output).sum(dtype=torch.float32))
+            self.sums[i].append(first(output).sum(dtype=torch.float32))
 
         def add_counted(_: nn.Module, __: Any, output: Any) -> None:
-            self.sums[i].append(count(spikes_of(output)).sum(dtype=torch.float32))
+            self.sums[i].append(count(first(output)).sum(dtype=torch.float32))
 
         return add if count is None else add_counted
 
@@ -66,11 +66,15 @@ class _Totals:
 
 class HookedModel(nn.Module):
     """A user's spiking network with ``SpikingNet``'s contract: ``forward(x_seq) -> SNNOutput``, plus
-    ``spiking_layers``, ``input_macs`` and ``input_fan_out``."""
+    ``spiking_layers``, ``input_macs`` and ``input_fan_out``.
+
+    Neuron state is not part of its ``state_dict`` (sinabs keeps it in buffers shaped by the last batch), and when
+    it is garbage collected its snnTorch neurons leave snnTorch's class-wide instance list (``Libraries.forget``).
+    """
 
     def __init__(self, module: nn.Module, step_mode: str, neurons: Sequence[tuple[nn.Module, Neuron]],
                  resets: Sequence[Callable[[], None]], spiking_layers: list[LayerInfo], input_macs: float,
-                 input_fan_out: float, state_keys: Sequence[str] = ()) -> None:
+                 input_fan_out: float, libraries: Libraries | None = None) -> None:
         super().__init__()
         self.module = module
         self.step_mode = step_mode
@@ -83,7 +87,9 @@ class HookedModel(nn.Module):
             handle.remove()
         _HOOKED[module] = [m.register_forward_hook(self._totals.hook(i, n.count))
                            for i, (m, n) in enumerate(neurons)]
-        self._state_keys = {f"module.{k}" for k in state_keys}
+        libraries = libraries or Libraries()
+        self._state_keys = {f"module.{k}" for k in libraries.state_buffers(module)}
+        weakref.finalize(self, libraries.forget, module)
         if self._state_keys:
             self.register_state_dict_post_hook(_drop_state)
             self.register_load_state_dict_post_hook(_ignore_missing_state)
@@ -120,11 +126,11 @@ def run(module: nn.Module, step_mode: str, x_seq: Tensor) -> list[Any]:
 def logits_of(outputs: list[Any], step_mode: str) -> Tensor:
     """Logits [B, C] from ``run``'s outputs: a tuple's first element, averaged over the steps or over T."""
     if step_mode == "single":
-        total = spikes_of(outputs[0])
+        total = first(outputs[0])
         for out in outputs[1:]:
-            total = total + spikes_of(out)
+            total = total + first(out)
         return total / len(outputs)
-    out = spikes_of(outputs[0])
+    out = first(outputs[0])
     return out.mean(0) if out.dim() == 3 else out
 
 
@@ -151,7 +157,7 @@ def build_user_model(cfg: TrainConfig, input_shape: Sequence[int], num_classes: 
     layers = [LayerInfo(found[i][0], max(1, round(measured.elements[i] / steps)), measured.fan_out[i]) for i in kept]
     resets = [r for m in module.modules() if (r := libraries.reset(m)) is not None]
     return HookedModel(module, user.step_mode, [(found[i][1], found[i][2]) for i in kept], resets, layers,
-                       measured.input_macs, measured.input_fan_out, libraries.state_buffers(module))
+                       measured.input_macs, measured.input_fan_out, libraries)
 
 
 def check_user_model(cfg: TrainConfig, input_shape: Sequence[int], num_classes: int) -> None:
@@ -241,11 +247,11 @@ def _check_logits(outputs: list[Any], user: UserModel, steps: int, num_classes: 
         good["[T, B, C]"] = [steps, PROBE_BATCH, num_classes]
     expected = " or ".join(f"{name} = {shape}" for name, shape in good.items())
     for out in outputs:
-        first = spikes_of(out)
-        if not isinstance(first, Tensor):
-            raise ConfigError(f"the model's forward returned a {type(first).__name__}; expected logits {expected} "
+        logits = first(out)
+        if not isinstance(logits, Tensor):
+            raise ConfigError(f"the model's forward returned a {type(logits).__name__}; expected logits {expected} "
                               "(a tensor, or a tuple whose first element is)", field=FACTORY)
-        shape = list(first.shape)
+        shape = list(logits.shape)
         if shape not in good.values():
             hint = " (a [T, B, C] result needs model.step_mode: multi)" if len(shape) == 3 and len(good) == 1 else ""
             raise ConfigError(f"the model's forward returned logits of shape {shape} for a batch of {PROBE_BATCH}, "

@@ -45,8 +45,9 @@ class Neuron:
     single_step: bool | None  # True: one timestep per call; False: a whole sequence per call; None: either
 
 
-def spikes_of(output: Any) -> Tensor:
-    """A neuron's spikes: its output, or the first element of a tuple (``(spk, mem)``, norse's ``(z, state)``)."""
+def first(output: Any) -> Tensor:
+    """What counts of a module's output: itself, or a tuple's first element (snnTorch's ``(spk, mem)``, norse's
+    ``(z, state)``, a tutorial network's ``(spk_rec, mem_rec)``)."""
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
@@ -94,6 +95,16 @@ class Libraries:
         if self.sinabs is not None and isinstance(m, self.sinabs.StatefulLayer):
             return lambda: _empty_state(m)
         return None
+
+    def forget(self, model: nn.Module) -> None:
+        """Take ``model``'s snnTorch neurons out of ``SpikingNeuron.instances``, the class-wide list snnTorch 1.0
+        appends every neuron to and never empties: without this, every trial's neurons and their last state (a
+        whole evaluation batch) would stay alive for the life of a worker process. Called when ``model`` is done."""
+        if self.snntorch is None:
+            return
+        ours = {id(m) for m in model.modules()}
+        instances = self.snntorch.SpikingNeuron.instances
+        instances[:] = [n for n in instances if id(n) not in ours]
 
     def state_buffers(self, model: nn.Module) -> list[str]:
         """Names (in ``model.state_dict()``) of buffers holding neuron state, not weights: sinabs' states, whose
@@ -146,4 +157,5 @@ def _spikingjelly(m: nn.Module) -> Neuron | None:
     if any(s in c.__name__ for c in type(m).__mro__ for s in SJ_NOT_SPIKING):
         return None
     signed = any(c.__name__ in SJ_SIGNED for c in type(m).__mro__)
-    return Neuron("spikingjelly", torch.abs if signed else None, {"s": True, "m": False}.get(getattr(m, "step_mode", None)))
+    step_mode = getattr(m, "step_mode", None)
+    return Neuron("spikingjelly", torch.abs if signed else None, {"s": True, "m": False}.get(step_mode))

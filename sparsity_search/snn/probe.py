@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .libraries import spikes_of
+from .libraries import first
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PROBE_BATCH = 2
@@ -70,7 +70,7 @@ def measure(module: nn.Module, neurons: list[nn.Module], run: Callable[[Tensor],
 
     def on_spikes(i: int) -> Callable[..., None]:
         def hook(_: nn.Module, __: Any, output: Any) -> None:
-            spikes = spikes_of(output)
+            spikes = first(output)
             elements[i] += spikes.numel()
             calls[i] += 1
             if spikes.grad_fn is not None:

@@ -102,11 +102,12 @@ CASES = {
     "not callable": ({"factory": "ue_models:NOT_CALLABLE"}, "model.factory", ["is a int, not a function"]),
     "factory raises": ({"factory": "ue_models:raises"}, "model.factory",
                        ["ue_models:raises raised at", "ue_models.py:", "ValueError: width must be even"]),
-    "not a module": ({"factory": "ue_models:returns_dict"}, "model.factory", ["returned a dict, not a torch.nn.Module"]),
-    "logits [T, B, C] in single mode": ({"factory": "ue_models:build", "options": {"out": "rank3"}, "spiking": FIRE}, "model.factory",
-                                        ["shape [3, 2, 10]", "needs model.step_mode: multi"]),
-    "wrong class count": ({"factory": "ue_models:build", "options": {"out": "classes"}, "spiking": FIRE}, "model.factory",
-                          ["shape [2, 9]", "10 classes"]),
+    "not a module": ({"factory": "ue_models:returns_dict"}, "model.factory",
+                     ["returned a dict, not a torch.nn.Module"]),
+    "logits [T, B, C] in single mode": ({"factory": "ue_models:build", "options": {"out": "rank3"}, "spiking": FIRE},
+                                        "model.factory", ["shape [3, 2, 10]", "needs model.step_mode: multi"]),
+    "wrong class count": ({"factory": "ue_models:build", "options": {"out": "classes"}, "spiking": FIRE},
+                          "model.factory", ["shape [2, 9]", "10 classes"]),
     "not a tensor": ({"factory": "ue_models:build", "options": {"out": "list"}, "spiking": FIRE}, "model.factory",
                      ["returned a list; expected logits"]),
     "unknown option": ({"factory": "ue_models:build", "options": {"depth": 3}}, "model.depth",
@@ -157,8 +158,8 @@ def test_train_from_the_command_line(folder: Path) -> None:
     """As a user runs it: the example factory trains from its folder; one that raises is one line, exit 2."""
     pytest.importorskip("snntorch")
     studies = Path(__file__).parents[2] / "studies"
-    good = cli("train", "--model", "snntorch_mlp:build", "--set", "model.hidden=16", "--epochs", "1", "--timesteps", "2",
-               "-q", cwd=studies)
+    good = cli("train", "--model", "snntorch_mlp:build", "--set", "model.hidden=16", "--epochs", "1",
+               "--timesteps", "2", "-q", cwd=studies)
     assert good.returncode == 0, good.stderr
     bad = cli("train", "--model", "ue_models:raises", "--epochs", "1", "-q", cwd=folder)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad.stderr

@@ -4,6 +4,7 @@ spike term and training with ``trainer.train``."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_user_files(tmp_path_factory.mktemp("user_models"))
 
 
-def _build(folder: Path, factory: str, step_mode: str = "single", timesteps: int = T, shape: tuple[int, ...] = (1, 8, 8),
-           **model: Any) -> HookedModel:
+def _build(folder: Path, factory: str, step_mode: str = "single", timesteps: int = T,
+           shape: tuple[int, ...] = (1, 8, 8), **model: Any) -> HookedModel:
     cfg = TrainConfig(model={"factory": factory, "module_dir": str(folder), "step_mode": step_mode, **model},
                       timesteps=timesteps)
     built = build_model(cfg, shape, 10)
@@ -168,7 +169,7 @@ def _fan_out_by_autograd(conv: nn.Module, input_shape: tuple[int, ...]) -> float
 def test_fan_outs_follow_the_wiring_and_count_every_synapse_once(user_dir: Path) -> None:
     model = _build(user_dir, "ut_plain:residual", spiking=["ut_plain:StatelessNeuron"])
     net = model.module
-    c1, c2, c3 = (_fan_out_by_autograd(c, s) for c, s in ((net.c1, (1, 8, 8)), (net.c2, (4, 8, 8)), (net.c3, (4, 8, 8))))
+    c1, c2, c3 = (_fan_out_by_autograd(conv, (conv.in_channels, 8, 8)) for conv in (net.c1, net.c2, net.c3))
     assert [l.name for l in model.spiking_layers] == ["n1", "n2", "n3"]
     assert [l.neurons for l in model.spiking_layers] == [4 * 64, 4 * 64, 8 * 4 * 4]
     fan_out = [l.fan_out for l in model.spiking_layers]
@@ -236,7 +237,20 @@ def test_a_sinabs_checkpoint_loads_into_a_fresh_model(user_dir: Path) -> None:
 
 
 def test_a_population_of_user_models_is_refused_in_one_line(user_dir: Path) -> None:
-    cfg = TrainConfig(model={"factory": "ut_plain:build", "module_dir": str(user_dir), "spiking": ["ut_plain:StepNeuron"]})
+    cfg = TrainConfig(model={"factory": "ut_plain:build", "module_dir": str(user_dir),
+                             "spiking": ["ut_plain:StepNeuron"]})
     with pytest.raises(ConfigError, match="--workers") as info:
         train_population([cfg, cfg.replace(lambda_max=1.0)])
     assert info.value.field == "population" and "\n" not in str(info.value)
+
+
+def test_a_finished_snntorch_model_leaves_the_class_wide_instance_list(user_dir: Path) -> None:
+    """snnTorch keeps every neuron ever built in SpikingNeuron.instances; a trial's must not outlive it there."""
+    snn = pytest.importorskip("snntorch")
+    model = _case_model(CASES[0], user_dir)
+    ours = [m for m in model.module.modules() if isinstance(m, snn.SpikingNeuron)]
+    assert all(any(n is m for n in snn.SpikingNeuron.instances) for m in ours)
+    ids = {id(m) for m in ours}
+    del model, ours
+    gc.collect()
+    assert not any(id(n) in ids for n in snn.SpikingNeuron.instances)
