@@ -219,7 +219,7 @@ def test_lambda_lowers_the_spikes_of_a_snntorch_model_on_digits() -> None:
     rows = [train(TrainConfig(model={"factory": "snntorch_mlp:build", "module_dir": str(studies),
                                      "options": {"hidden": 32}},
                               epochs=3, timesteps=4, batch_size=32, lr=5e-3, lambda_max=lam, schedule="constant",
-                              device="cpu"))
+                              device="cpu", threads=1))
             for lam in (0.0, 0.5)]
     assert rows[1]["spikes_per_sample"] < 0.7 * rows[0]["spikes_per_sample"]
     assert rows[0]["spikes_per_sample_lifs.0"] == rows[0]["spikes_per_sample"]
