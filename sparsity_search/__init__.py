@@ -14,13 +14,14 @@ from .errors import ConfigError, DataError, DivergedError, SparsitySearchError
 
 if TYPE_CHECKING:
     from .api import open_study
+    from .launching import launch, resume
     from .config import TrainConfig, load_config
     from .report import write_report
     from .trainer import train
 
 # pydantic (behind TrainConfig) is slow to import: load it on first use too.
 _LAZY = {"train": ".trainer", "open_study": ".api", "TrainConfig": ".config", "load_config": ".config",
-         "write_report": ".report"}
+         "write_report": ".report", "launch": ".launching", "resume": ".launching"}
 
 
 def __getattr__(name: str) -> Any:
@@ -29,6 +30,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ConfigError", "DataError", "DivergedError", "SparsitySearchError", "TrainConfig", "load_config",
-           "open_study", "train", "write_report"]
+__all__ = ["ConfigError", "DataError", "DivergedError", "SparsitySearchError", "TrainConfig", "launch", "load_config",
+           "open_study", "resume", "train", "write_report"]
 __version__ = "0.1.0"

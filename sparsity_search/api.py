@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,24 +31,29 @@ SNAPSHOT = "study.yaml"
 QUERIES = tuple(pareto.QUERIES)
 
 
-def locate(study: str | Path, storage: str | None = None, results: str | None = None) -> tuple[StudySpec, RunSettings]:
-    """Resolve a study file, a results folder or a study name (+ ``--storage``/``--results``) to its spec and home.
+def locate(study: str | Path | Mapping[str, Any] | StudySpec, storage: str | None = None,
+           results: str | None = None) -> tuple[StudySpec, RunSettings]:
+    """Resolve a study file, a study dict or spec, a results folder or a study name (+ ``--storage``/``--results``)
+    to its spec and home.
 
     A launch snapshots the validated study file as ``<results>/<name>/study.yaml`` (with the backend it ran on),
     so a name alone finds it; with only ``--storage``, the spec is read back from the storage. A study file whose
     study has a snapshot runs on the recorded backend, and must agree with it on what shapes the trials
     (``search.recorded``): a one-line error names the field otherwise.
     """
-    path = Path(study)
-    if path.is_dir() and (path / SNAPSHOT).exists():
-        spec = load_study_file(path / SNAPSHOT)
-        results = results or str(path.parent)
-    elif path.is_file():
-        spec = load_study_file(path)
+    if isinstance(study, Mapping):
+        study = parse_study(dict(study), "study", Path.cwd())
+    path = Path(study) if not isinstance(study, StudySpec) else None
+    if path is None or path.is_file():
+        spec = load_study_file(path) if path is not None else study
+        source = str(path) if path is not None else None
         recorded = recorded_spec(spec.results_dir(results))
         if recorded is not None:  # launched before: it runs as recorded (backend included), if the file agrees
-            check_matches(spec, recorded, str(spec.results_dir(results)), source=str(path))
+            check_matches(spec, recorded, str(spec.results_dir(results)), source=source)
             spec.backend = recorded.backend
+    elif path.is_dir() and (path / SNAPSHOT).exists():
+        spec = load_study_file(path / SNAPSHOT)
+        results = results or str(path.parent)
     else:
         name = str(study)
         snapshot = Path(results or DEFAULT_RESULTS) / name / SNAPSHOT

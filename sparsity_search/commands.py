@@ -1,19 +1,19 @@
-"""Study subcommands (launch, resume, worker, pareto, query, plot, report, status): parse, call the API, format."""
+"""Study subcommands (launch, resume, worker, pareto, query, plot, report, status): parse, call the API, format.
+
+``launch``, ``resume`` and ``worker`` call ``launching`` (the same functions as ``sparsity_search.launch``)."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, OutputPathError, SparsitySearchError
+from .errors import ConfigError, SparsitySearchError
 from .output import FORMATS
-from .output_paths import check_output_file, check_output_folder, output_file, output_folder
+from .output_paths import output_file, output_folder
 
-RUN_LIMITS = {"n_trials": ">= 1", "workers": ">= 1", "trials_per_gpu": ">= 1", "max_concurrent": ">= 1",
-              "population": ">= 1", "threads": ">= 0", "timeout": "> 0", "cpus_per_trial": "> 0"}
 INFEASIBLE_HELP = "trials that break the study's constraints compete too (default: feasible trials only)"
 
 
@@ -108,185 +108,29 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_status)
 
 
-def _gpus(text: str, ray_address: str | None) -> list[int]:
-    """``--gpus`` as indices, checked against this machine (a Ray cluster's GPUs are its own: auto only)."""
-    if not text:
-        return []
-    if text != "auto":
-        try:
-            gpus = [int(g) for g in text.split(",")]
-        except ValueError:
-            raise ConfigError(f"expected auto or a comma-separated list of GPU indices, got {text!r}",
-                              field="--gpus") from None
-        if ray_address:
-            raise ConfigError("a Ray cluster hands out the GPUs its nodes were started with; use --gpus auto",
-                              field="--gpus")
-    elif ray_address:
-        return []  # plan_placement uses whatever GPUs the cluster has
-    import torch
+def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The run flags this command was given (``launching.RunFlags``), by name."""
+    from .launching import RunFlags
 
-    count = torch.cuda.device_count()
-    if count == 0:
-        raise ConfigError("torch sees no CUDA device here; leave --gpus out to run on the CPU", field="--gpus")
-    if text == "auto":
-        return list(range(count))
-    bad = [g for g in gpus if not 0 <= g < count]
-    if bad:
-        raise ConfigError(f"no GPU {bad[0]} here (torch sees {count}: 0..{count - 1})", field="--gpus")
-    return gpus
-
-
-def _given(args: argparse.Namespace, name: str) -> bool:
-    return getattr(args, name, None) not in (None, "")
-
-
-def _check_run_flags(args: argparse.Namespace, spec: Any, device: str) -> None:
-    """A run flag the chosen backend or device would ignore is an error: nothing typed is silently dropped."""
-    if spec.backend == "ray":
-        if _given(args, "workers"):
-            raise ConfigError("the ray backend runs trials side by side itself: use --max-concurrent N "
-                              "(and --cpus-per-trial)", field="--workers")
-        if args.storage:
-            raise ConfigError("a ray study keeps its trials in its results folder: use --results DIR "
-                              "(--storage is for the optuna backend)", field="--storage")
-        if spec.storage:
-            raise ConfigError("a ray study keeps its trials in its results folder and would not use this "
-                              "storage: remove it from the study file, or use --backend optuna", field="storage")
-    else:
-        for name in ("ray_address", "cpus_per_trial", "max_concurrent"):
-            if _given(args, name):
-                raise ConfigError(f"only the ray backend uses it (this study runs on {spec.backend}): use "
-                                  "--workers N, or --gpus with --trials-per-gpu", field="--" + name.replace("_", "-"))
-    source = "--device cpu" if args.device else "train.device: cpu in the study file"
-    for name in ("gpus", "trials_per_gpu"):
-        if device == "cpu" and _given(args, name):
-            raise ConfigError(f"conflicts with {source}", field="--" + name.replace("_", "-"))
-    if spec.backend == "optuna" and _given(args, "trials_per_gpu") and not _given(args, "gpus"):
-        raise ConfigError("needs --gpus (auto or a list of indices)", field="--trials-per-gpu")
-    if spec.backend == "optuna" and _given(args, "workers") and _given(args, "gpus"):
-        raise ConfigError("with --gpus the workers are --trials-per-gpu per GPU: leave --workers out",
-                          field="--workers")
-
-
-def _fill_recorded(args: argparse.Namespace, recorded: dict[str, Any]) -> set[str]:
-    """Give the run flags not typed now the values recorded at launch; returns the names filled. Typing one of the
-    worker layout flags (``recorded.LAYOUT``) drops the recorded others, and ``--device cpu`` the recorded GPUs."""
-    from .search.recorded import FLAGS, LAYOUT
-
-    given = {name for name in FLAGS if _given(args, name)}
-    filled = set()
-    for name, value in recorded.items():
-        if name in given or not hasattr(args, name) or (given & set(LAYOUT) and name in LAYOUT):
-            continue
-        if name in ("gpus", "trials_per_gpu") and args.device == "cpu":
-            continue
-        setattr(args, name, value)
-        filled.add(name)
-    return filled
-
-
-def _check_ray_budget(args: argparse.Namespace, spec: Any, settings: Any, launched: Any,
-                      recorded: dict[str, Any]) -> None:
-    """Tune restores an experiment with the budget and timeout it started with: asking for others is an error."""
-    from .search.recorded import ray_restorable
-
-    if spec.backend != "ray" or launched is None or not ray_restorable(settings.results_dir):
-        return
-    for name in ("n_trials", "timeout"):
-        before = recorded.get(name, getattr(launched, name))
-        now = getattr(settings, name) or getattr(spec, name)
-        if now != before:
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"a restored Ray experiment keeps the {name} it was launched with ({before}): Tune "
-                              "cannot change it", field=flag if _given(args, name) else name,
-                              source=None if _given(args, name) else str(args.study))
-
-
-def _settings_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Spec and run settings from the flags, the flags recorded at launch (``search.recorded``), then the file."""
-    from .api import locate, recorded_flags, recorded_spec
-    from .search.recorded import FLAGS
-
-    spec, settings = locate(args.study, args.storage, args.results)
-    launched = recorded_spec(settings.results_dir)  # the snapshot; its backend is spec's already
-    recorded = recorded_flags(spec, settings.results_dir, settings.storage, launched is not None)
-    if getattr(args, "backend", None) and args.backend != spec.backend:
-        if launched is not None or recorded is not None:
-            raise ConfigError(f"study {spec.name!r} was launched on {spec.backend}, where its trials are; leave "
-                              "--backend out, or launch under another name or --results", field="--backend")
-        spec.backend = args.backend
-    given = {name: getattr(args, name) for name in FLAGS if _given(args, name)}
-    filled = _fill_recorded(args, recorded or {})
-    settings.launch = {**{name: getattr(args, name) for name in filled}, **given}
-    try:
-        _resolve_run_flags(args, spec, settings)
-    except ConfigError as exc:
-        name = (exc.field or "").lstrip("-").replace("-", "_")
-        if name in filled and exc.field.startswith("--"):
-            raise ConfigError(f"{exc.reason} ({exc.field} {getattr(args, name)} was recorded at launch; a flag "
-                              "given again replaces it)", field=exc.field) from None
-        raise
-    _check_ray_budget(args, spec, settings, launched, recorded or {})
-    _check_output_paths(args, spec, settings)
-    return spec, settings
-
-
-def _resolve_run_flags(args: argparse.Namespace, spec: Any, settings: Any) -> None:
-    from .search import check_population
-
-    settings.n_trials, settings.timeout = args.n_trials, args.timeout
-    # The study file's train.device / train.threads hold unless the flag is given (or was, at launch).
-    settings.device = args.device or spec.train.get("device") or "auto"
-    settings.threads = spec.train.get("threads", 0) if args.threads is None else args.threads
-    settings.show_progress = not args.quiet
-    _check_run_flags(args, spec, settings.device)
-    for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent", "population"):
-        if getattr(args, name, None) is not None:
-            setattr(settings, name, getattr(args, name))
-    check_population(spec.backend, settings.population, "--population")
-    for name, limit in RUN_LIMITS.items():
-        value, (op, bound) = getattr(settings, name), limit.split()
-        if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):
-            raise ConfigError(f"must be {limit}, got {value}", field="--" + name.replace("_", "-"))
-    settings.gpus = _gpus(getattr(args, "gpus", ""), settings.ray_address)
-
-
-def _check_output_paths(args: argparse.Namespace, spec: Any, settings: Any) -> None:
-    try:  # the folder resolved from the flag, the study file's results: or the default results/
-        check_output_folder(settings.results_dir)
-    except OutputPathError as exc:
-        raise ConfigError(exc.reason, field="--results" if args.results or not spec.results else "results") from None
-    if spec.backend == "optuna" and "://" not in settings.storage:  # a journal file, created with its folder
-        journal = Path(settings.storage)
-        try:
-            check_output_file(journal) if journal.exists() else check_output_folder(journal.parent)
-        except OutputPathError as exc:
-            raise ConfigError(exc.reason, field="--storage" if args.storage else "storage") from None
+    names = [f.name for f in dataclasses.fields(RunFlags)]
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) not in (None, "")}
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from .api import Study, write_snapshot
+    from .launching import launch
     from .output import print_trials
-    from .search import get_backend
 
-    spec, settings = _settings_from_args(args)
-    write_snapshot(spec, settings.results_dir, launch=settings.launch)
-    get_backend(spec.backend).run(spec, settings)
-    study = Study(spec, settings)
+    study = launch(args.study, resume=args.resume, **_run_flags(args))
     table = study.pareto()
-    print(f"study {spec.name}: {len(table)} Pareto-optimal trials (results in {settings.results_dir})")
+    print(f"study {study.spec.name}: {len(table)} Pareto-optimal trials (results in {study.settings.results_dir})")
     print_trials(table)
     return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .search import run_worker
+    from .launching import join
 
-    spec, settings = _settings_from_args(args)
-    if spec.backend != "optuna":
-        raise ConfigError("workers join Optuna studies; a Ray study scales with `ray start --address`",
-                          field="backend")
-    run_worker(spec, settings, salt=os.getpid())  # concurrent workers must not propose the same points
+    join(args.study, **_run_flags(args))
     return 0
 
 
@@ -304,7 +148,9 @@ def _pareto(args: argparse.Namespace) -> int:
     study = _open(args)
     table = study.pareto(all_trials=args.all, include_pruned=args.include_pruned,
                          include_infeasible=args.include_infeasible)
-    text = render(trial_columns(table), args.format, args.output)
+    # per-layer spikes in every export and in --all; the front on the terminal stays narrow
+    layers = args.all or bool(args.output) or args.format != "table"
+    text = render(trial_columns(table, layers=layers), args.format, args.output)
     if text is not None and not args.output:
         print(text)
     return 0

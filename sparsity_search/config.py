@@ -224,6 +224,15 @@ class TrainConfig:
         """The user's data, or None for a built-in dataset."""
         return self.dataset if isinstance(self.dataset, UserDataset) else None
 
+    def user_code(self) -> list[str]:
+        """The ``MODULE:NAME`` strings of the user's code this config names (factories and neuron classes)."""
+        names = []
+        if self.user_model is not None:
+            names += [self.user_model.factory, *self.user_model.spiking]
+        if self.user_dataset is not None and self.user_dataset.factory:
+            names.append(self.user_dataset.factory)
+        return names
+
     @property
     def leak(self) -> float:
         """The per-step membrane decay actually used: 1 for IF, exp(-1/tau) when tau is set, else beta."""
@@ -294,13 +303,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
+                if key in seen:
+                    raise _DuplicateKey(f"line {line}: key {key!r} appears twice in one mapping (first at line "
+                                        f"{seen[key]})")
+                seen[key] = line
             except TypeError:  # an unhashable key: the base loader reports it
                 continue
-            if first != key_node.start_mark.line + 1:
-                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping "
-                                    f"(first at line {first})")
         return super().construct_mapping(node, deep=deep)
 
 
@@ -355,7 +365,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 def anchor(values: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """``values`` with the user's model and dataset tied to ``base_dir`` (the folder of the file naming them, or the
     working directory for flags): factories are imported from there first (``module_dir``) and a relative
-    ``dataset.path`` is under it. Recorded absolute, so workers and resumes started elsewhere find them."""
+    ``dataset.path`` is under it. Recorded absolute, so workers and resumes started elsewhere find them; callables
+    are recorded by their import path (``factories.callable_path``), so the result is plain data."""
     out = dict(values)
     base = base_dir.resolve()
     for key in ("model", "dataset"):
@@ -365,6 +376,11 @@ def anchor(values: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             continue
         value = dict(value)
+        if callable(value.get("factory")):
+            value["factory"] = factories.callable_path(value["factory"], f"{key}.factory")
+        if isinstance(value.get("spiking"), list):
+            value["spiking"] = [factories.callable_path(c, "model.spiking") if callable(c) else c
+                                for c in value["spiking"]]
         if value.get("factory") or value.get("spiking"):
             value["module_dir"] = str(base / value["module_dir"]) if value.get("module_dir") else str(base)
         if key == "dataset" and isinstance(value.get("path"), str) and value["path"]:
@@ -379,10 +395,10 @@ def without_options(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def with_options(values: Mapping[str, Any], options: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
-    """``values`` with ``options`` (``{"model.NAME": value}``: sampled or ``--set``) merged into the user model's
-    factory options; they need a user model (``model: {factory: ...}``)."""
+    """``values`` with the ``model.NAME`` entries of ``values`` and ``options`` (sampled or ``--set``; other keys
+    are ignored) merged into the user model's factory options; they need a user model (``model: {factory: ...}``)."""
     out = without_options(values)
-    options = {**{k: v for k, v in values.items() if k.startswith(OPTION_PREFIX)}, **options}
+    options = {k: v for k, v in {**values, **options}.items() if k.startswith(OPTION_PREFIX)}
     if not options:
         return out
     model = out.get("model", "mlp")
@@ -396,6 +412,19 @@ def with_options(values: Mapping[str, Any], options: Mapping[str, Any], source: 
     model["options"] = {**(model.get("options") or {}), **{k[len(OPTION_PREFIX):]: v for k, v in options.items()}}
     out["model"] = model
     return out
+
+
+def with_user_code(cfg: TrainConfig, model: Any = None, dataset: Any = None) -> TrainConfig:
+    """``cfg`` training the user's ``model`` / ``dataset`` factory (a callable or ``MODULE:FUNCTION``; ``None`` and
+    anything that is not a factory, such as loaded data, leave the field alone); a user model keeps its options."""
+    changes: dict[str, Any] = {}
+    if model is not None:
+        current = cfg.user_model
+        changes["model"] = {"factory": model, **({} if current is None else {
+            "options": current.options, "step_mode": current.step_mode, "spiking": current.spiking})}
+    if isinstance(dataset, str) or callable(dataset) and not isinstance(dataset, type):
+        changes["dataset"] = {"factory": dataset}
+    return cfg.replace(**anchor(changes, Path.cwd())) if changes else cfg
 
 
 def _check_schedule_has_lambda(values: Mapping[str, Any], source: str | None) -> None:

@@ -14,7 +14,7 @@ import the user's code.
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +23,9 @@ from typing import Any, Callable
 from .errors import ConfigError
 
 MAIN = "__main__"
+# Modules of the user's code shipped to a Ray cluster's workers with the job (``runtime_env`` ``py_modules``): there
+# they are imported from what was shipped, never from ``module_dir``, a path on the machine that launched the run.
+SHIPPED_ENV = "SPARSITY_SEARCH_SHIPPED_MODULES"
 
 
 def split_path(text: str, field: str) -> tuple[str, str]:
@@ -72,7 +75,8 @@ def _under(path: Path, root: Path) -> bool:
 def _import(module: str, module_dir: str, field: str) -> Any:
     if module == MAIN:
         return sys.modules[MAIN]
-    folder = str(Path(module_dir).resolve()) if module_dir else ""
+    shipped = module.split(".")[0] in os.environ.get(SHIPPED_ENV, "").split(",")
+    folder = str(Path(module_dir).resolve()) if module_dir and not shipped else ""
     if folder and folder not in sys.path:
         sys.path.insert(0, folder)
     try:
@@ -104,6 +108,20 @@ def load_object(text: str, module_dir: str, field: str) -> Any:
         raise ConfigError(f"module {module!r} ({getattr(mod, '__file__', '?')}) has no attribute {name!r}",
                           field=field) from None
     return obj
+
+
+def module_sources(texts: list[str]) -> dict[str, str]:
+    """For the imported modules the ``MODULE:NAME`` strings name (not ``__main__``), by top-level name: the file of
+    a single-file module or the folder of a package, which is what a Ray job ships to its workers."""
+    sources = {}
+    for text in texts:
+        top = text.partition(":")[0].strip().split(".")[0]
+        mod = sys.modules.get(top)
+        if top == MAIN or mod is None:
+            continue
+        path = getattr(mod, "__path__", None)
+        sources[top] = list(path)[0] if path else getattr(mod, "__file__", None)
+    return {k: v for k, v in sources.items() if v}
 
 
 def load_callable(text: str, module_dir: str, field: str) -> Callable[..., Any]:

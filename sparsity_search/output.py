@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .names import LAYER_PREFIX
+
 if TYPE_CHECKING:  # imported where used: the CLI reads FORMATS while parsing, before any table exists
     import pandas as pd
     from rich.console import Console
@@ -23,11 +25,13 @@ RESULT_KEYS = ("val_accuracy", "test_accuracy", "spikes_per_sample", "firing_rat
                "energy_uj", "epochs", "wall_time_s")
 
 
-def trial_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` cut to the columns a user reads: trial, parameters, metrics, front and feasibility; ``state``
-    only when the rows are not all in one state."""
+def trial_columns(table: pd.DataFrame, layers: bool = False) -> pd.DataFrame:
+    """``table`` cut to the columns a user reads: trial, parameters, metrics, front and feasibility, with
+    ``layers`` the per-layer spikes (``spikes_per_sample_<layer>``) too; ``state`` only when the rows are not all
+    in one state."""
     params = [c for c in table.columns if c.startswith("params_")]
-    columns = [c for c in ("trial", *params, *TRIAL_COLUMNS) if c in table.columns]
+    per_layer = [c for c in table.columns if c.startswith(LAYER_PREFIX)] if layers else []
+    columns = [c for c in ("trial", *params, *TRIAL_COLUMNS, *per_layer) if c in table.columns]
     if "state" in table.columns and table["state"].nunique() > 1:
         columns.append("state")
     return table[columns]
@@ -108,6 +112,6 @@ def print_result_row(row: dict[str, Any], console: "Console | None" = None) -> N
     for key in RESULT_KEYS:
         table.add_row(key, _fmt(row[key]))
     for key, value in row.items():
-        if key.startswith("spikes_per_sample_"):
+        if key.startswith(LAYER_PREFIX):
             table.add_row(key, _fmt(value))
     (console or Console()).print(table)

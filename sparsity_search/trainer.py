@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig
+from .config import TrainConfig, with_user_code
 from .data import DataSplits, iterate_batches, load_data
 from .devices import autocast
 from .errors import DivergedError
@@ -40,12 +40,17 @@ def evaluate(model: SpikingNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConf
     return accuracies[0], stats[0]
 
 
-def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | None = None) -> dict[str, Any]:
+def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any = None,
+          model: Any = None) -> dict[str, Any]:
     """Train per ``cfg``; return the result row (metrics, epochs run, wall time and the resolved config).
 
-    ``data`` lets a caller that trains many configs on one dataset load it once.
-    Raises ``DivergedError`` when the loss becomes NaN/inf, so searches record the trial as failed with a reason.
+    ``model``: the user's model factory (a callable or ``MODULE:FUNCTION``) instead of ``cfg.model``; ``data``:
+    the user's dataset factory likewise, or loaded ``DataSplits`` (a caller that trains many configs on one
+    dataset loads it once). Raises ``DivergedError`` when the loss becomes NaN/inf, so searches record the trial
+    as failed with a reason.
     """
+    cfg = with_user_code(cfg, model, data)
+    data = data if isinstance(data, DataSplits) else None
     t0 = time.perf_counter()
     device, amp = setup(cfg)
     torch.manual_seed(cfg.seed)

@@ -176,6 +176,14 @@ def _answers(study: "Study") -> dict[str, int | None]:
     return out
 
 
+def _named(value: Any) -> str:
+    """A built-in name, or the user's factory (with its options) or data file."""
+    if not isinstance(value, dict):
+        return str(value)
+    options = ", ".join(f"{k}={v}" for k, v in (value.get("options") or {}).items())
+    return (value.get("factory") or value.get("path") or "?") + (f" ({options})" if options else "")
+
+
 def _summary(study: "Study", table: pd.DataFrame, base: dict[str, Any] | None) -> list[tuple[str, str]]:
     spec = study.spec
     fixed = spec.fixed()
@@ -188,7 +196,7 @@ def _summary(study: "Study", table: pd.DataFrame, base: dict[str, Any] | None) -
     constraints = (f"{spec.accuracy_metric} >= {spec.constraints.min_accuracy:g}"
                    if spec.constraints.min_accuracy is not None else "none")
     stopping = spec.early_stopping
-    rows = [("dataset", str(fixed.get("dataset", "digits"))), ("model", str(fixed.get("model", "mlp"))),
+    rows = [("dataset", _named(fixed.get("dataset", "digits"))), ("model", _named(fixed.get("model", "mlp"))),
             ("fixed training", ", ".join(f"{k}={v}" for k, v in spec.train.items()) or "defaults"),
             ("search space", space), ("sampler", f"{spec.sampler.name} "
                                                  f"{spec.sampler.options if spec.sampler.options else ''}".strip()),

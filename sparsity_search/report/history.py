@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..names import LAYER_PREFIX
 from ..search import get_backend
 
 if TYPE_CHECKING:
     from ..api import Study
 
 Rows = list[dict[str, Any]]
-LAYER_PREFIX = "spikes_per_sample_"
 
 
 def epoch_histories(study: "Study", numbers: Iterable[int]) -> dict[int, Rows]:

@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from .. import pareto
+from ..config import OPTION_PREFIX
+from ..names import LAYER_PREFIX
 from .study_file import StudySpec
 
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "spikes_per_sample", "energy_uj", "firing_rate",
@@ -54,30 +56,44 @@ def is_feasible(spec: StudySpec, metrics: dict[str, Any]) -> bool:
 def trials_table(records: list[TrialRecord], spec: StudySpec) -> pd.DataFrame:
     """Every trial as a row, annotated with ``pareto_rank``, ``is_pareto``, ``spike_reduction_pct``, ``accuracy_delta``.
 
+    Per-layer spikes (``spikes_per_sample_<layer>``, the layer names of the study's network) follow the metrics.
+
     ``is_feasible`` says whether the trial meets the study's constraints; ranks count feasible trials only.
     """
     names = spec.space().names()
+    layers = layer_columns(records)
     rows = []
     for r in sorted(records, key=lambda r: r.number):
         row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline}
         row.update({f"params_{n}": r.params.get(n) for n in names})
-        row.update({m: r.metrics.get(m) for m in METRIC_COLUMNS})
+        row.update({m: r.metrics.get(m) for m in (*METRIC_COLUMNS, *layers)})
         row.update(epochs=r.epochs, duration_s=r.duration_s, fail_reason=r.fail_reason,
                    is_feasible=is_feasible(spec, r.metrics))
         rows.append(row)
-    columns = ["trial", "state", "is_baseline", *(f"params_{n}" for n in names), *METRIC_COLUMNS,
+    columns = ["trial", "state", "is_baseline", *(f"params_{n}" for n in names), *METRIC_COLUMNS, *layers,
                "epochs", "duration_s", "fail_reason", "is_feasible"]
     table = pd.DataFrame(rows, columns=columns)
-    for m in METRIC_COLUMNS:
+    for m in (*METRIC_COLUMNS, *layers):
         table[m] = table[m].astype(float)
     table["is_feasible"] = table["is_feasible"].astype(bool)
     return pareto.annotate(table, spec.objective_names, spec.directions)
 
 
+def layer_columns(records: list[TrialRecord]) -> list[str]:
+    """The per-layer spike columns the trials reported (``spikes_per_sample_<layer>``), in the order first seen:
+    the network's layer order."""
+    seen: dict[str, None] = {}
+    for r in records:
+        seen.update((k, None) for k in r.metrics if k.startswith(LAYER_PREFIX))
+    return list(seen)
+
+
 def baseline_params(spec: StudySpec) -> dict[str, Any]:
     """The baseline's values for the searched parameters, so its row reads like every other trial's."""
     cfg = spec.baseline_config().to_dict()
-    return {n: cfg[n] for n in spec.space().names()}
+    options = cfg["model"].get("options", {}) if isinstance(cfg["model"], dict) else {}
+    return {n: options.get(n[len(OPTION_PREFIX):]) if n.startswith(OPTION_PREFIX) else cfg[n]
+            for n in spec.space().names()}
 
 
 def state_counts(records: list[TrialRecord]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ..config import FIELDS, from_dict, load_yaml
+from ..config import FIELDS, OPTION_PREFIX, from_dict, load_yaml, with_options
 from ..errors import ConfigError
 from ..validation import Strict, format_validation_error
 
@@ -69,8 +69,9 @@ class SearchSpace(Strict):
     def _known_fields(cls, params: dict[str, Param]) -> dict[str, Param]:
         seen: list[str] = []
         for name, p in params.items():
-            if name not in FIELDS:
-                raise ValueError(f"{name}: not a training config field")
+            if name not in FIELDS and not (name.startswith(OPTION_PREFIX) and len(name) > len(OPTION_PREFIX)):
+                raise ValueError(f"{name}: not a training config field (or {OPTION_PREFIX}NAME, an option of the "
+                                 "user's model factory)")
             for other in p.when:
                 if other not in seen:
                     raise ValueError(f"{name}.when: '{other}' must be a parameter defined above '{name}'")
@@ -95,14 +96,16 @@ class SearchSpace(Strict):
         return values
 
     def check_against(self, fixed: dict[str, Any], source: str) -> None:
-        """Every choice and bound must make a valid TrainConfig with the study's fixed settings."""
+        """Every choice and bound must make a valid TrainConfig with the study's fixed settings (a ``model.NAME``
+        option needs a user model; whether its factory takes NAME is checked when a run builds the model)."""
         for name, p in self.params.items():
             samples = p.choices if p.type == "categorical" else [p.low, p.high]
             for value in samples:
                 if p.type == "int":
                     value = int(value)
                 try:
-                    from_dict({**fixed, name: value})
+                    from_dict(with_options(fixed, {name: value}) if name.startswith(OPTION_PREFIX)
+                              else {**fixed, name: value})
                 except ConfigError as exc:
                     raise ConfigError(str(exc), source=source) from None
 

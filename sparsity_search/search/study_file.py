@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from ..config import TrainConfig, from_dict, load_yaml
+from ..config import TrainConfig, anchor, from_dict, load_yaml, with_options
 from ..errors import ConfigError
 from ..moasha import TieBreak
 from ..validation import Strict, format_validation_error
@@ -103,8 +103,8 @@ class RaySettings(Strict):
 class StudySpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     backend: Literal["optuna", "ray"] = "optuna"
-    dataset: str | None = None
-    model: str | None = None
+    dataset: Union[str, dict[str, Any], None] = None  # a built-in name, or the user's: {factory: ...} / {path: ...}
+    model: Union[str, dict[str, Any], None] = None  # a built-in name, or the user's: {factory: MODULE:FUNCTION, ...}
     train: dict[str, Any] = Field(default_factory=dict)
     search_space: Union[str, SearchSpace]
     objectives: list[Union[str, ObjectiveSpec]] = Field(default_factory=lambda: ["val_accuracy", "spikes_per_sample"],
@@ -165,19 +165,30 @@ class StudySpec(Strict):
     def cost_metric(self) -> str:
         return next(o.name for o in self.objectives if o.direction == "minimize")  # type: ignore[union-attr]
 
+    # The timesteps of data with its own time axis (encoding: none), when the file does not give them: set by
+    # ``preflight`` in every process that trains, never recorded (the file and the snapshot keep agreeing).
+    _data_timesteps: int | None = PrivateAttr(default=None)
+
     def fixed(self) -> dict[str, Any]:
         """The TrainConfig fields shared by every trial (train: plus the dataset/model shortcuts)."""
         fixed = dict(self.train)
         fixed.update({k: v for k, v in (("dataset", self.dataset), ("model", self.model)) if v is not None})
+        if self._data_timesteps is not None and "timesteps" not in fixed:
+            fixed["timesteps"] = self._data_timesteps
         return fixed
+
+    def take_data_timesteps(self, steps: int) -> None:
+        """Train with the data's own number of timesteps unless the study file sets ``timesteps``."""
+        self._data_timesteps = steps
 
     def space(self) -> SearchSpace:
         assert isinstance(self.search_space, SearchSpace), "resolved by load_study_file"
         return self.search_space
 
     def sampled_config(self, params: dict[str, Any]) -> TrainConfig:
-        """The config a sampled trial trains: fixed settings, then the sampled parameters."""
-        return from_dict({**self.fixed(), **params})
+        """The config a sampled trial trains: fixed settings, then the sampled parameters (``model.NAME`` ones
+        become options of the user's model factory)."""
+        return from_dict(with_options({**self.fixed(), **params}, {}))
 
     def baseline_config(self) -> TrainConfig:
         """lambda = 0 with every other setting at the study's fixed value or the trainer default."""
@@ -219,8 +230,23 @@ def _check_sampler_options(spec: StudySpec, source: str) -> None:
         raise ConfigError(reason, field=f"sampler.options.{key}", source=source)
 
 
+def _anchored(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """The study's user model and data tied to ``base_dir`` (``config.anchor``): ``model``/``dataset`` and their
+    twins under ``train``, callables named by their import path."""
+    data = {**data, **anchor({k: data[k] for k in ("model", "dataset") if data.get(k) is not None}, base_dir)}
+    if isinstance(data.get("train"), dict):
+        data["train"] = anchor(data["train"], base_dir)
+    return data
+
+
 def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
-    """Validate a study mapping; a search-space path is resolved against ``base_dir`` and loaded."""
+    """Validate a study mapping; a search-space path is resolved against ``base_dir`` and loaded, and so are the
+    user's model and data (``_anchored``); a callable given as a factory is recorded by its import path."""
+    if isinstance(data, dict):
+        try:
+            data = _anchored(data, base_dir)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, field=exc.field, source=source) from None
     if isinstance(data, dict) and isinstance(data.get("search_space"), dict):  # inline: its own field names
         data = {**data, "search_space": parse_space(data["search_space"], f"{source}: search_space")}
     try:

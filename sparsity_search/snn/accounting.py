@@ -22,6 +22,8 @@ from typing import Sequence
 
 from torch import nn
 
+from ..names import LAYER_PREFIX
+
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
 
@@ -42,7 +44,7 @@ def spike_stats(spike_totals: Sequence[float], n_samples: int, model: nn.Module,
     total = synops = 0.0
     for layer, spikes in zip(layers, spike_totals):
         per_sample = float(spikes) / n_samples
-        stats[f"spikes_per_sample_{layer.name}"] = per_sample
+        stats[f"{LAYER_PREFIX}{layer.name}"] = per_sample
         stats[f"firing_rate_{layer.name}"] = per_sample / (timesteps * layer.neurons)
         total += per_sample
         synops += per_sample * layer.fan_out

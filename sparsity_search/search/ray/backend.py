@@ -35,6 +35,7 @@ import ray
 from ray import tune
 
 from ...errors import ConfigError
+from ...factories import module_sources
 from ...progress import StudyProgress
 from ...trainer import train
 from .. import _compat
@@ -119,7 +120,7 @@ class ProgressCallback(tune.Callback):
             self._progress = None
 
 
-def connect(settings: RunSettings) -> bool:
+def connect(settings: RunSettings, user_modules: dict[str, str] | None = None) -> bool:
     """Join ``settings.ray_address``, or start a local Ray on loopback; True when this call connected.
 
     A local Ray, or a cluster at a loopback address, is reached with Ray's cluster mode off
@@ -144,7 +145,7 @@ def connect(settings: RunSettings) -> bool:
         common.update(_compat.LOOPBACK_NODE, num_cpus=os.cpu_count(), num_gpus=num_gpus)
     else:
         cluster.check_cluster(address)
-        common["runtime_env"] = cluster.runtime_env()
+        common["runtime_env"] = cluster.runtime_env(user_modules)
     loopback = address == "local" or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
     with _compat.ray_cluster_mode(not loopback):
         ray.init(address=address, **common)
@@ -169,7 +170,7 @@ class RayBackend(SearchBackend):
         # Tune's new output engine prints its own experiment box and paths even at verbose=0; the legacy one at
         # verbose=0 is silent, which leaves the study's own progress display (ProgressCallback) alone on screen.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        connected = connect(settings)
+        connected = connect(settings, module_sources(spec.baseline_config().user_code()))
         try:
             placement = plan_placement(spec, settings, ray.cluster_resources())
             job = TrialJob(spec, placement.device, settings.threads or max(1, int(placement.cpus)), self.train_fn)

@@ -10,7 +10,8 @@
 - **The package.** Trials unpickle ``sparsity_search`` on the cluster's workers, whose Python may lack it: the
   package folder travels with the job as Ray's ``runtime_env`` ``py_modules`` (zipped into the cluster's GCS, at most
   Ray's gRPC message size, ``__pycache__`` left out) and goes first on the workers' ``PYTHONPATH``, so the cluster
-  also runs this very version of it. Its dependencies (torch, optuna, ...) must be installed on every node.
+  also runs this very version of it. Its dependencies (torch, optuna, ...) must be installed on every node. The
+  user's own modules (model and dataset factories, neuron classes) travel the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ...errors import ConfigError, SparsitySearchError
+from ...factories import SHIPPED_ENV
 from .. import _compat
 
 FLAG = "--ray-address"
@@ -35,10 +37,15 @@ HOST_PORT = re.compile(r"[^:/\s]+:\d+")  # a GCS address, as `ray start --head` 
 ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception)\b[^:]*:")
 
 
-def runtime_env() -> dict[str, Any]:
-    """The job's ``runtime_env`` on a cluster: this package's folder, uploaded for the workers."""
+def runtime_env(user_modules: dict[str, str] | None = None) -> dict[str, Any]:
+    """The job's ``runtime_env`` on a cluster: this package's folder and the user's modules (model and dataset
+    factories: ``{name: file or package folder}``), uploaded for the workers, which import those by name."""
     package = Path(__file__).resolve().parents[2]
-    return {"py_modules": [str(package)], "excludes": ["__pycache__/", "*.pyc"]}
+    env: dict[str, Any] = {"py_modules": [str(package), *(user_modules or {}).values()],
+                           "excludes": ["__pycache__/", "*.pyc"]}
+    if user_modules:
+        env["env_vars"] = {SHIPPED_ENV: ",".join(user_modules)}
+    return env
 
 
 def check_cluster(address: str) -> None:
