@@ -44,6 +44,9 @@ from ._optim import PopulationOptimizer
 PER_MEMBER = ("lambda_max", "schedule", "temperature", "warmup_epochs", "layer_weights", "lr", "lr_schedule",
               "lr_step_epochs", "lr_gamma", "momentum", "weight_decay", "beta", "tau", "threshold",
               "surrogate_slope", "checkpoint_dir", "resume")
+USER_MODELS_ALONE = ("a user model trains one trial at a time: its neurons keep state in their modules and the spike "
+                     "functions of snnTorch, norse and sinabs do not run under torch.func.vmap; run trials side by "
+                     "side with --workers N (or --gpus) instead of a population")
 
 
 def population_key(cfg: TrainConfig) -> tuple[Hashable, ...]:
@@ -142,6 +145,8 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     """
     if not cfgs:
         return []
+    if cfgs[0].user_model is not None:
+        raise ConfigError(USER_MODELS_ALONE, field="population")
     keys = {population_key(c) for c in cfgs}
     if len(keys) > 1:
         raise ConfigError("configs of one population must share every setting outside PER_MEMBER",
