@@ -99,7 +99,7 @@ CASES = {
     "attribute missing": ({"factory": "ue_models:biuld"}, "model.factory", ["has no attribute 'biuld'"]),
     "syntax error": ({"factory": "ue_syntax:build"}, "model.factory", ["ue_syntax.py, line 4"]),
     "import fails": ({"factory": "ue_imports:build"}, "model.factory", ["no_such_package_here"]),
-    "not callable": ({"factory": "ue_models:NOT_CALLABLE"}, "model.factory", ["is a int, not a function"]),
+    "not callable": ({"factory": "ue_models:NOT_CALLABLE"}, "model.factory", ["is not a function or class (its type: int)"]),
     "factory raises": ({"factory": "ue_models:raises"}, "model.factory",
                        ["ue_models:raises raised at", "ue_models.py:", "ValueError: width must be even"]),
     "not a module": ({"factory": "ue_models:returns_dict"}, "model.factory",

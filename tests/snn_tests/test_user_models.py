@@ -116,7 +116,7 @@ def test_a_snntorch_twin_of_the_builtin_mlp_gives_its_spike_counts(grad: bool, t
     pytest.importorskip("snntorch")
     (tmp_path / "ut_mlp_twin.py").write_text(MLP_TWIN)
     data = load_data(TrainConfig(model="mlp"))
-    x_seq = encode(data.train_x[:300], 8, "direct")
+    x_seq = encode(data.tensors("train")[0][:300], 8, "direct")
     torch.manual_seed(0)
     builtin = build_model(TrainConfig(hidden=[64, 32], beta=0.8, threshold=0.9, reset="hard", timesteps=8), (64,), 10)
     twin = _build(tmp_path, "ut_mlp_twin:build", timesteps=8, shape=(64,),
