@@ -1,0 +1,125 @@
+"""Does the front sit on the edge of the search space? The rule, as pure functions of a front table.
+
+A front whose best trials all sit at one end of a range found the limit of the search space, not of the method:
+better trade-offs may lie beyond the bound. For each searched numeric parameter (float or int), count the front's
+trials within ``MARGIN`` (2 %) of the range's width from its lower or upper bound, the width measured in log space
+for ``log: true``. A bound is a finding when a query's answer sits there, or at least ``MIN_SHARE`` (a third) of
+the front does.
+
+Skipped: categorical parameters; a trial whose ``when`` condition left a parameter unsampled (its ``params_NAME``
+is missing) for that parameter; the lambda = 0 baseline (its values are the study's fixed settings, not a sample
+of the space), which is neither counted nor part of the front's size; and a front of fewer than ``MIN_FRONT`` (3)
+trials, which says nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from .fronts import Direction
+from .queries import run_query
+from .table import annotate
+
+if TYPE_CHECKING:
+    from ..search.space import Param, SearchSpace
+
+MARGIN = 0.02
+MIN_SHARE = Fraction(1, 3)
+MIN_FRONT = 3
+# The queries whose answers count wherever a study is summed up (launch, status, pareto, Study.boundary_findings);
+# ``query`` adds the one it ran, and the report the answers it marks.
+QUERIES: tuple[tuple[str, float | None], ...] = (("iso_accuracy", None), ("knee", None))
+
+
+@dataclass(frozen=True)
+class BoundaryFinding:
+    """One bound of one parameter that the front sits on."""
+
+    param: str
+    side: Literal["lower", "upper"]
+    bound: float
+    count: int  # front trials within MARGIN of the bound
+    front_size: int  # front trials checked (the baseline left out)
+    answers: tuple[str, ...] = ()  # labels of the query answers among them, e.g. ("iso-accuracy",)
+    space_file: str | None = None  # the file to edit (absolute), or None when unknown
+
+    def message(self) -> str:
+        """The one line users see; the file is shown relative to the working folder when it lies inside it."""
+        answers = ""
+        if self.answers:
+            answers = f" (and the {' and '.join(self.answers)} answer{'s' if len(self.answers) > 1 else ''})"
+        where = f"in {_shown(self.space_file)}" if self.space_file else "of the search space"
+        return (f"{self.param}: {self.count} of {self.front_size} front trials{answers} within {MARGIN:.0%} of the "
+                f"{self.side} bound {self.bound:g} — widen the range {where}")
+
+
+def boundary_findings(front: pd.DataFrame, space: SearchSpace, answers: Mapping[str, Collection[int]] | None = None,
+                      space_file: str | None = None) -> list[BoundaryFinding]:
+    """The bounds the front sits on, in the space's parameter order (lower before upper).
+
+    ``front``: the Pareto front's rows, with ``trial``, ``params_NAME`` and optionally ``is_baseline`` columns.
+    ``answers``: query label -> the trial number(s) answering it (answers outside the front are ignored).
+    """
+    rows = front[~front["is_baseline"].fillna(False).astype(bool)] if "is_baseline" in front else front
+    if len(rows) < MIN_FRONT:
+        return []
+    findings = []
+    for name, param in space.params.items():
+        column = f"params_{name}"
+        if param.type == "categorical" or column not in rows or not param.low < param.high:  # type: ignore[operator]
+            continue
+        position = _position(pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float), param)
+        sides = (("lower", position <= MARGIN, param.low), ("upper", position >= 1.0 - MARGIN, param.high))
+        for side, near, bound in sides:
+            trials = set(rows.loc[near, "trial"].astype(int))
+            sitting = tuple(label for label, numbers in (answers or {}).items() if trials & {int(n) for n in numbers})
+            if sitting or len(trials) >= MIN_SHARE * len(rows):
+                findings.append(BoundaryFinding(name, side, float(bound), len(trials), len(rows),  # type: ignore
+                                                sitting, space_file))
+    return findings
+
+
+def _position(values: np.ndarray, param: Param) -> np.ndarray:
+    """Where each value lies in the range: 0 at ``low``, 1 at ``high`` (log scale for ``log``); NaN if unsampled."""
+    low, high = float(param.low), float(param.high)  # type: ignore[arg-type]
+    if param.log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values, low, high = np.log(values), np.log(low), np.log(high)
+    return (values - low) / (high - low)
+
+
+def query_label(rule: str, value: float | None = None) -> str:
+    """A query answer's name in a finding: the CLI flag without its dashes and its value, ``max-accuracy-drop 1``."""
+    return rule.replace("_", "-") + ("" if value is None else f" {value:g}")
+
+
+def front_findings(table: pd.DataFrame, space: SearchSpace, objectives: Sequence[str],
+                   directions: Sequence[Direction], accuracy: str, cost: str, include_infeasible: bool = False,
+                   query: tuple[str, float | None] | None = None,
+                   space_file: str | None = None) -> list[BoundaryFinding]:
+    """:func:`boundary_findings` of a whole trial table: its front (feasible trials only unless
+    ``include_infeasible``), with the answers of ``QUERIES`` and of ``query`` (rule, value) when given, those that
+    exist (a query needing a baseline the study lacks is left out)."""
+    ranked = annotate(table, objectives, directions, include_infeasible)
+    answers = {}
+    for rule, value in QUERIES + ((query,) if query else ()):
+        try:
+            rows = run_query(table, rule, value, accuracy, cost, include_infeasible)
+        except ValueError:  # no baseline to measure a drop from
+            continue
+        answers[query_label(rule, value)] = rows["trial"].tolist()
+    return boundary_findings(ranked[ranked["is_pareto"]], space, answers, space_file)
+
+
+def _shown(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:  # outside the working folder
+        return path
