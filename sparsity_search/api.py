@@ -165,10 +165,7 @@ class Study:
                           query: tuple[str, float | None] | None = None) -> list[pareto.BoundaryFinding]:
         """The ranges whose bound the front sits on (``pareto.boundary``): widen them. The iso-accuracy and knee
         answers count, and ``query`` (rule, value) too when given."""
-        spec = self.spec
-        return pareto.front_findings(self.trials(), spec.space(), spec.objective_names, spec.directions,
-                                     spec.accuracy_metric, spec.cost_metric, include_infeasible, query,
-                                     spec.search_space_file)
+        return pareto.study_findings(self.trials(), self.spec, include_infeasible, query)
 
     def trial_config(self, number: int) -> TrainConfig:
         """The config trial ``number`` trained, made portable (no checkpoint folder, device auto) to retrain it."""

@@ -14,20 +14,20 @@ import yaml
 
 from helpers import write_study
 from sparsity_search.api import open_study, write_snapshot
-from sparsity_search.pareto import BoundaryFinding, boundary_findings, front_findings
+from sparsity_search.pareto import BoundaryFinding, boundary_findings, study_findings
 from sparsity_search.search import load_study_file, parse_study
 from sparsity_search.search.space import SearchSpace
 
 SPACE = SearchSpace.model_validate({"params": {
     "lambda_max": {"type": "float", "low": 0.01, "high": 100.0, "log": True},  # 4 decades: 2 % = 0.08 decade
-    "threshold": {"type": "float", "low": 0.0, "high": 10.0},  # 2 % = 0.2
+    "threshold": {"type": "float", "low": 0.5, "high": 10.5},  # 2 % = 0.2
     "timesteps": {"type": "int", "low": 2, "high": 8},  # 2 % = 0.12: only 2 and 8 count
     "batch_size": {"type": "int", "low": 1, "high": 64, "log": True},  # 2 % = 0.12 of ln 64 = 0.083: 60 counts
     "schedule": {"type": "categorical", "choices": ["constant", "annealing"]},
     "temperature": {"type": "float", "low": 0.1, "high": 1.0, "when": {"schedule": "annealing"}},
 }})
-MIDDLE = {"lambda_max": 1.0, "threshold": 5.0, "timesteps": 5, "batch_size": 8, "schedule": "constant",
-          "temperature": math.nan}
+MIDDLE = {"lambda_max": 1.0, "threshold": 5.5, "timesteps": 5, "batch_size": 8, "schedule": "constant",
+          "temperature": math.nan, "beta": 0.75}
 
 
 def front(*changes: dict, baseline: dict | None = None) -> pd.DataFrame:
@@ -48,19 +48,37 @@ def test_an_interior_front_says_nothing():
 
 
 def test_a_third_of_the_front_at_a_linear_bound_is_a_finding():
-    # threshold 9.8 sits at position 0.98 (on the margin), 9.9 and 10 above it: 2 and 3 of 6.
-    assert sides(boundary_findings(front({"threshold": 9.8}, {"threshold": 10.0}, {}, {}, {}, {}), SPACE)) == {
+    # threshold 10.3 sits at position 0.98 (on the margin), 10.4 and 10.5 above it: 2 and 3 of 6.
+    assert sides(boundary_findings(front({"threshold": 10.3}, {"threshold": 10.5}, {}, {}, {}, {}), SPACE)) == {
         ("threshold", "upper", 2)}
-    three = front({"threshold": 9.9}, {"threshold": 10.0}, {"threshold": 9.8}, {}, {}, {})
+    three = front({"threshold": 10.4}, {"threshold": 10.5}, {"threshold": 10.3}, {}, {}, {})
     assert sides(boundary_findings(three, SPACE)) == {("threshold", "upper", 3)}
-    # 9.7 (0.97) is just inside; 2 of 7 is under a third
-    assert boundary_findings(front({"threshold": 9.7}, {"threshold": 10.0}, {}, {}, {}, {}), SPACE) == []
-    assert boundary_findings(front({"threshold": 9.9}, {"threshold": 10.0}, {}, {}, {}, {}, {}), SPACE) == []
+    # 10.2 (0.97) is just inside; 2 of 7 is under a third
+    assert boundary_findings(front({"threshold": 10.2}, {"threshold": 10.5}, {}, {}, {}, {}), SPACE) == []
+    assert boundary_findings(front({"threshold": 10.4}, {"threshold": 10.5}, {}, {}, {}, {}, {}), SPACE) == []
 
 
 def test_the_lower_bound_too():
-    found = boundary_findings(front({"threshold": 0.0}, {"threshold": 0.2}, {}, {}, {}, {}), SPACE)
-    assert [(f.side, f.bound, f.count, f.front_size) for f in found] == [("lower", 0.0, 2, 6)]
+    found = boundary_findings(front({"threshold": 0.5}, {"threshold": 0.65}, {}, {}, {}, {}), SPACE)
+    assert [(f.side, f.bound, f.count, f.front_size) for f in found] == [("lower", 0.5, 2, 6)]
+
+
+def test_a_bound_at_the_fields_own_limit_is_no_finding():
+    """Nothing lies below timesteps 1, warmup_epochs 0 or a threshold of 0 (> 0), or above beta 1: no range can grow
+    there."""
+    limits = SearchSpace.model_validate({"params": {
+        "timesteps": {"type": "int", "low": 1, "high": 8}, "warmup_epochs": {"type": "float", "low": 0.0, "high": 3.0},
+        "threshold": {"type": "float", "low": 0.0, "high": 2.0}, "beta": {"type": "float", "low": 0.5, "high": 1.0}}})
+    edge = {"timesteps": 1, "warmup_epochs": 0.0, "threshold": 0.0, "beta": 1.0}
+    table = front(edge, edge, edge).assign(params_warmup_epochs=[0.0] * 3)
+    assert boundary_findings(table, limits) == []
+    top = {"timesteps": 8, "warmup_epochs": 3.0, "threshold": 2.0, "beta": 0.5}
+    assert sides(boundary_findings(front(top, top, top).assign(params_warmup_epochs=[3.0] * 3), limits)) == {
+        ("timesteps", "upper", 3), ("warmup_epochs", "upper", 3), ("threshold", "upper", 3), ("beta", "lower", 3)}
+    # the study's fixed settings count: with 3 epochs a warm-up past 3 is refused for a ramping schedule
+    fixed = {"epochs": 3, "lambda_max": 1.0, "schedule": "linear"}
+    found = boundary_findings(front(top, top, top).assign(params_warmup_epochs=[3.0] * 3), limits, fixed=fixed)
+    assert "warmup_epochs" not in {f.param for f in found}
 
 
 def test_log_ranges_measure_distance_in_log_space():
@@ -89,7 +107,7 @@ def test_int_parameters_linear_and_log():
 
 
 def test_a_query_answer_at_a_bound_is_a_finding_on_its_own():
-    one = front({"threshold": 10.0}, {}, {}, {}, {}, {})  # 1 of 6: under a third
+    one = front({"threshold": 10.5}, {}, {}, {}, {}, {})  # 1 of 6: under a third
     assert boundary_findings(one, SPACE) == []
     assert boundary_findings(one, SPACE, {"knee": [2]}) == []  # the knee sits mid-range
     found = boundary_findings(one, SPACE, {"iso-accuracy": [1], "knee": [2], "max-accuracy-drop 1": [1, 3]})
@@ -99,7 +117,7 @@ def test_a_query_answer_at_a_bound_is_a_finding_on_its_own():
 
 
 def test_fewer_than_three_front_trials_say_nothing_and_the_baseline_does_not_count():
-    edge = {"threshold": 10.0, "timesteps": 8}
+    edge = {"threshold": 10.5, "timesteps": 8}
     assert boundary_findings(front(edge, edge), SPACE, {"knee": [1]}) == []
     # the baseline is no sample of the space: its lambda_max = 0 lies below the log range, and it is no front trial
     assert boundary_findings(front(edge, edge, baseline={"lambda_max": 0.0, **edge}), SPACE) == []
@@ -149,25 +167,25 @@ def _table(rows: list[tuple[int, bool, bool, float, float, float]]) -> pd.DataFr
     return pd.DataFrame(rows, columns=columns).assign(state="COMPLETE")
 
 
-def test_front_findings_judges_the_feasible_front_with_the_iso_accuracy_and_knee_answers():
-    space = SearchSpace.model_validate({"params": {"threshold": {"type": "float", "low": 0.0, "high": 10.0}}})
-    args = (space, ["val_accuracy", "spikes_per_sample"], ["maximize", "minimize"], "val_accuracy",
-            "spikes_per_sample")
+def test_study_findings_judge_the_feasible_front_with_the_iso_accuracy_and_knee_answers(tmp_path):
+    spec = load_study_file(write_study(tmp_path, search_space={"params": {
+        "threshold": {"type": "float", "low": 0.5, "high": 10.5}}}))
     # front: baseline 0, then 1 (iso-accuracy: as accurate, fewer spikes), 2, 3 (the knee), 4; trial 5 dominated
-    table = _table([(0, True, True, 0.90, 100.0, 5.0), (1, False, True, 0.90, 60.0, 10.0),
-                    (2, False, True, 0.89, 40.0, 5.0), (3, False, True, 0.88, 10.0, 5.0),
-                    (4, False, True, 0.50, 5.0, 5.0), (5, False, True, 0.40, 50.0, 10.0)])
-    found = front_findings(table, *args)
+    table = _table([(0, True, True, 0.90, 100.0, 5.5), (1, False, True, 0.90, 60.0, 10.5),
+                    (2, False, True, 0.89, 40.0, 5.5), (3, False, True, 0.88, 10.0, 5.5),
+                    (4, False, True, 0.50, 5.0, 5.5), (5, False, True, 0.40, 50.0, 10.5)])
+    found = study_findings(table, spec)
     assert [(f.side, f.count, f.front_size, f.answers) for f in found] == [("upper", 1, 4, ("iso-accuracy",))]
-    assert front_findings(table, *args, query=("max_accuracy_drop", 5.0)) == found  # answered by trial 3
-    with_drop = front_findings(table, *args, query=("max_accuracy_drop", 0.5))  # trial 1 again
+    assert found[0].space_file == spec.search_space_file
+    assert study_findings(table, spec, query=("max_accuracy_drop", 5.0)) == found  # answered by trial 3
+    with_drop = study_findings(table, spec, query=("max_accuracy_drop", 0.5))  # trial 1 again
     assert with_drop[0].answers == ("iso-accuracy", "max-accuracy-drop 0.5")
     # without a baseline there is no iso-accuracy answer: nothing sits at the bound but 1 of 4 front trials
-    assert front_findings(table.assign(is_baseline=False), *args) == []
+    assert study_findings(table.assign(is_baseline=False), spec) == []
     # trial 1 breaks the constraint: off the front, unless infeasible trials compete
     infeasible = table.assign(is_feasible=table["trial"] != 1)
-    assert front_findings(infeasible, *args) == []
-    assert front_findings(infeasible, *args, include_infeasible=True) == found
+    assert study_findings(infeasible, spec) == []
+    assert study_findings(infeasible, spec, include_infeasible=True) == found
 
 
 def test_the_study_records_which_file_holds_its_search_space(tmp_path):

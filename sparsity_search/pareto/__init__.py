@@ -11,7 +11,7 @@ Tables are written by ``sparsity_search.output`` (``to_table`` here is its ``ren
 
 from ..output import FORMATS
 from ..output import render as to_table
-from .boundary import BoundaryFinding, boundary_findings, front_findings
+from .boundary import BoundaryFinding, boundary_findings, study_findings
 from .fronts import Direction, dominates, knee_point, nondominated_ranks, normalize, pareto_front_mask
 from .indicators import default_reference, hypervolume, hypervolume_history
 from .queries import (
@@ -27,7 +27,7 @@ from .table import SPIKES, annotate, baseline_row, by_accuracy, feasible
 
 __all__ = [
     "FORMATS", "QUERIES", "SPIKES", "BoundaryFinding", "Direction", "annotate", "baseline_row", "best_tradeoffs",
-    "boundary_findings", "by_accuracy", "default_reference", "dominates", "feasible", "front_findings", "hypervolume",
+    "boundary_findings", "by_accuracy", "default_reference", "dominates", "feasible", "hypervolume",
     "hypervolume_history", "knee_point", "nondominated_ranks", "normalize", "pareto_front_mask", "query_iso_accuracy",
-    "query_knee", "query_max_accuracy_drop", "query_min_accuracy", "run_query", "to_table",
+    "query_knee", "query_max_accuracy_drop", "query_min_accuracy", "run_query", "study_findings", "to_table",
 ]

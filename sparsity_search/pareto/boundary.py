@@ -7,28 +7,29 @@ for ``log: true``. A bound is a finding when a query's answer sits there, or at 
 the front does.
 
 Skipped: categorical parameters; a trial whose ``when`` condition left a parameter unsampled (its ``params_NAME``
-is missing) for that parameter; the lambda = 0 baseline (its values are the study's fixed settings, not a sample
-of the space), which is neither counted nor part of the front's size; and a front of fewer than ``MIN_FRONT`` (3)
-trials, which says nothing.
+is missing) for that parameter; a bound at the field's own limit (timesteps 1, warmup_epochs 0: nothing lies beyond
+it to search); the lambda = 0 baseline (its values are the study's fixed settings, not a sample of the space), which
+is neither counted nor part of the front's size; and a front of fewer than ``MIN_FRONT`` (3) trials, which says
+nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .fronts import Direction
 from .queries import run_query
 from .table import annotate
 
 if TYPE_CHECKING:
     from ..search.space import Param, SearchSpace
+    from ..search.study_file import StudySpec
 
 MARGIN = 0.02
 MIN_SHARE = Fraction(1, 3)
@@ -61,11 +62,12 @@ class BoundaryFinding:
 
 
 def boundary_findings(front: pd.DataFrame, space: SearchSpace, answers: Mapping[str, Collection[int]] | None = None,
-                      space_file: str | None = None) -> list[BoundaryFinding]:
+                      space_file: str | None = None, fixed: Mapping[str, Any] | None = None) -> list[BoundaryFinding]:
     """The bounds the front sits on, in the space's parameter order (lower before upper).
 
     ``front``: the Pareto front's rows, with ``trial``, ``params_NAME`` and optionally ``is_baseline`` columns.
     ``answers``: query label -> the trial number(s) answering it (answers outside the front are ignored).
+    ``fixed``: the study's fixed training settings, against which a bound is checked to be movable.
     """
     rows = front[~front["is_baseline"].fillna(False).astype(bool)] if "is_baseline" in front else front
     if len(rows) < MIN_FRONT:
@@ -80,7 +82,7 @@ def boundary_findings(front: pd.DataFrame, space: SearchSpace, answers: Mapping[
         for side, near, bound in sides:
             trials = set(rows.loc[near, "trial"].astype(int))
             sitting = tuple(label for label, numbers in (answers or {}).items() if trials & {int(n) for n in numbers})
-            if sitting or len(trials) >= MIN_SHARE * len(rows):
+            if (sitting or len(trials) >= MIN_SHARE * len(rows)) and space.can_widen(name, side, dict(fixed or {})):
                 findings.append(BoundaryFinding(name, side, float(bound), len(trials), len(rows),  # type: ignore
                                                 sitting, space_file))
     return findings
@@ -100,22 +102,21 @@ def query_label(rule: str, value: float | None = None) -> str:
     return rule.replace("_", "-") + ("" if value is None else f" {value:g}")
 
 
-def front_findings(table: pd.DataFrame, space: SearchSpace, objectives: Sequence[str],
-                   directions: Sequence[Direction], accuracy: str, cost: str, include_infeasible: bool = False,
-                   query: tuple[str, float | None] | None = None,
-                   space_file: str | None = None) -> list[BoundaryFinding]:
-    """:func:`boundary_findings` of a whole trial table: its front (feasible trials only unless
+def study_findings(table: pd.DataFrame, spec: StudySpec, include_infeasible: bool = False,
+                   query: tuple[str, float | None] | None = None) -> list[BoundaryFinding]:
+    """:func:`boundary_findings` of a study's trial table: its front (feasible trials only unless
     ``include_infeasible``), with the answers of ``QUERIES`` and of ``query`` (rule, value) when given, those that
     exist (a query needing a baseline the study lacks is left out)."""
-    ranked = annotate(table, objectives, directions, include_infeasible)
+    ranked = annotate(table, spec.objective_names, spec.directions, include_infeasible)  # type: ignore[arg-type]
     answers = {}
     for rule, value in QUERIES + ((query,) if query else ()):
         try:
-            rows = run_query(table, rule, value, accuracy, cost, include_infeasible)
+            rows = run_query(table, rule, value, spec.accuracy_metric, spec.cost_metric, include_infeasible)
         except ValueError:  # no baseline to measure a drop from
             continue
         answers[query_label(rule, value)] = rows["trial"].tolist()
-    return boundary_findings(ranked[ranked["is_pareto"]], space, answers, space_file)
+    return boundary_findings(ranked[ranked["is_pareto"]], spec.space(), answers, spec.search_space_file,
+                             spec.fixed())
 
 
 def _shown(path: str) -> str:

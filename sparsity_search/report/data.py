@@ -151,7 +151,7 @@ def gather(study: "Study") -> ReportData:
                       front=front, baseline=base, answers=answers, hv_history=hv,
                       histories=histories, layers={n: layer_spikes(r) for n, r in histories.items()},
                       params=params, summary=_summary(study, table, base), min_accuracy=min_acc,
-                      boundary=boundary_findings(front, spec.space(), marked, spec.search_space_file))
+                      boundary=boundary_findings(front, spec.space(), marked, spec.search_space_file, spec.fixed()))
 
 
 def _to_x(values: Any, base: dict[str, Any] | None, cost: str) -> Any:
