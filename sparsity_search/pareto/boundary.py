@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,6 @@ from .table import annotate
 
 if TYPE_CHECKING:
     from ..search.space import Param, SearchSpace
-    from ..search.study_file import StudySpec
 
 MARGIN = 0.02
 MIN_SHARE = Fraction(1, 3)
@@ -37,6 +36,21 @@ MIN_FRONT = 3
 # The queries whose answers count wherever a study is summed up (launch, status, pareto, Study.boundary_findings);
 # ``query`` adds the one it ran, and the report the answers it marks.
 QUERIES: tuple[tuple[str, float | None], ...] = (("iso_accuracy", None), ("knee", None))
+
+
+class Spec(Protocol):
+    """What :func:`study_findings` reads of a ``StudySpec`` (not imported: its module imports ``moasha``, which
+    imports this package)."""
+
+    objective_names: list[str]
+    directions: list[str]
+    accuracy_metric: str
+    cost_metric: str
+    search_space_file: str | None
+
+    def space(self) -> SearchSpace: ...
+
+    def fixed(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +116,7 @@ def query_label(rule: str, value: float | None = None) -> str:
     return rule.replace("_", "-") + ("" if value is None else f" {value:g}")
 
 
-def study_findings(table: pd.DataFrame, spec: StudySpec, include_infeasible: bool = False,
+def study_findings(table: pd.DataFrame, spec: Spec, include_infeasible: bool = False,
                    query: tuple[str, float | None] | None = None) -> list[BoundaryFinding]:
     """:func:`boundary_findings` of a study's trial table: its front (feasible trials only unless
     ``include_infeasible``), with the answers of ``QUERIES`` and of ``query`` (rule, value) when given, those that
