@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..pareto.boundary import BoundaryFinding, boundary_findings
 from .history import Rows, epoch_histories, layer_spikes
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ ANSWERS = {"iso-accuracy": ("iso_accuracy", None), "max drop 0.5 pt": ("max_accu
 
 @dataclass
 class ReportData:
-    """A study's trials with plot coordinates, its baseline, query answers, hypervolume history and front curves.
+    """A study's trials with plot coordinates, its baseline, query answers, hypervolume history, front curves, and
+    the search-space bounds the front sits on (judged with the answers marked here).
 
     ``trials`` has the trial table's columns plus ``is_feasible``, ``x`` (cost reduction against the baseline in
     percent, or the raw cost without a baseline) and ``y`` (accuracy change in points, or accuracy in percent).
@@ -48,6 +50,7 @@ class ReportData:
     params: list[str]
     summary: list[tuple[str, str]]
     min_accuracy: float | None
+    boundary: list[BoundaryFinding] = field(default_factory=list)  # bounds the front sits on (pareto.boundary)
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
     @property
@@ -142,10 +145,13 @@ def gather(study: "Study") -> ReportData:
     shown = set(front["trial"].astype(int)) | ({int(base["trial"])} if base is not None else set())
     histories = epoch_histories(study, shown)
     params = [c for c in table.columns if c.startswith("params_")]
+    answers = _answers(study) if has_done else {}
+    marked = {label: [trial] for label, trial in answers.items() if trial is not None}
     return ReportData(study_name=spec.name, backend=spec.backend, accuracy=acc, cost=cost, trials=table,
-                      front=front, baseline=base, answers=_answers(study) if has_done else {}, hv_history=hv,
+                      front=front, baseline=base, answers=answers, hv_history=hv,
                       histories=histories, layers={n: layer_spikes(r) for n, r in histories.items()},
-                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc)
+                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc,
+                      boundary=boundary_findings(front, spec.space(), marked, spec.search_space_file, spec.fixed()))
 
 
 def _to_x(values: Any, base: dict[str, Any] | None, cost: str) -> Any:

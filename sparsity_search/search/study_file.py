@@ -38,6 +38,7 @@ OBJECTIVES: dict[str, str] = {
     "energy_uj": "minimize", "firing_rate": "minimize", "synops_per_sample": "minimize",
 }
 DEFAULT_RESULTS = "results"
+SNAPSHOT = "study.yaml"  # a launch's copy of the validated study file, in <results>/<name>/
 
 
 class ObjectiveSpec(Strict):
@@ -121,6 +122,9 @@ class StudySpec(Strict):
     heartbeat: Heartbeat = Field(default_factory=Heartbeat)
     population: Population = Field(default_factory=Population)
     ray: RaySettings = Field(default_factory=RaySettings)
+    # Recorded by parse_study, not written by users: the file to edit to change the search space (the search-space
+    # file, or the study file of an inline space), absolute; kept in snapshots so boundary notes can name it.
+    search_space_file: str | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -264,6 +268,10 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
         if not path.exists():
             raise ConfigError(f"file not found: {path}", field="search_space", source=source)
         spec.search_space = parse_space(load_yaml(path), str(path))
+        spec.search_space_file = str(path.resolve())
+    elif spec.search_space_file is None and Path(source).is_file() and Path(source).name != SNAPSHOT:
+        # an inline space names its study file; not a storage's copy, nor a snapshot older than this record
+        spec.search_space_file = str(Path(source).resolve())
     try:
         fixed = from_dict(spec.fixed()).to_dict()
     except ConfigError as exc:
