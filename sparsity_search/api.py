@@ -6,6 +6,7 @@
     study.pareto()              # the front, sorted by accuracy
     study.query("iso_accuracy") # fewest spikes at no accuracy loss against the baseline
     study.hypervolume()
+    study.boundary_findings()   # parameters whose range the front sits on the edge of
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from .errors import ConfigError
 from .search import RunSettings, StudySpec, get_backend, load_study_file, parse_study, trials_table
 from .search import default_storage_url
 from .search.recorded import check_matches, read_launch_file, write_launch_file
-from .search.study_file import DEFAULT_RESULTS
+from .search.study_file import DEFAULT_RESULTS, SNAPSHOT
 
-SNAPSHOT = "study.yaml"
 QUERIES = tuple(pareto.QUERIES)
 
 
@@ -166,6 +166,12 @@ class Study:
         ref = self.reference_point(table)
         return pareto.hypervolume_history(self._front_values(table, include_infeasible), self.spec.directions,
                                           [ref[o] for o in self.spec.objective_names])
+
+    def boundary_findings(self, include_infeasible: bool = False,
+                          query: tuple[str, float | None] | None = None) -> list[pareto.BoundaryFinding]:
+        """The ranges whose bound the front sits on (``pareto.boundary``): widen them. The iso-accuracy and knee
+        answers count, and ``query`` (rule, value) too when given."""
+        return pareto.study_findings(self.trials(), self.spec, include_infeasible, query)
 
     def trial_config(self, number: int) -> TrainConfig:
         """The config trial ``number`` trained, made portable (no checkpoint folder, device auto) to retrain it; a

@@ -56,7 +56,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .config import load_config, parse_override
+    from .config import load_config, load_yaml, parse_override
     from .progress import EpochProgress
     from .trainer import train
 
@@ -66,6 +66,10 @@ def _run_train(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[field] = value
     cfg = load_config(args.config, overrides)
+    if cfg.encoding == "none" and "timesteps" not in {*overrides, *(load_yaml(args.config) if args.config else {})}:
+        from .data import data_timesteps
+
+        cfg = cfg.replace(timesteps=data_timesteps(cfg))  # the data's own time axis decides
     if args.resume and not cfg.checkpoint_dir:  # else it would silently train from scratch
         raise ConfigError("needs --checkpoint-dir (the folder of the run to continue)", field="--resume")
     with EpochProgress(cfg.epochs, enabled=not args.quiet) as progress:

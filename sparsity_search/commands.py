@@ -124,6 +124,7 @@ def _launch(args: argparse.Namespace) -> int:
     table = study.pareto()
     print(f"study {study.spec.name}: {len(table)} Pareto-optimal trials (results in {study.settings.results_dir})")
     print_trials(table)
+    _note_boundary(study)
     return 0
 
 
@@ -153,6 +154,7 @@ def _pareto(args: argparse.Namespace) -> int:
     text = render(trial_columns(table, layers=layers), args.format, args.output)
     if text is not None and not args.output:
         print(text)
+    _note_boundary(study, args.include_infeasible)
     return 0
 
 
@@ -173,8 +175,10 @@ def _query(args: argparse.Namespace) -> int:
         raise SparsitySearchError(str(exc)) from None
     if result.empty:
         print(f"no Pareto-optimal trial satisfies --{rule.replace('_', '-')}", file=sys.stderr)
+        _note_boundary(study, args.include_infeasible)
         return 1
     print_trials(result)
+    _note_boundary(study, args.include_infeasible, (rule, value))
     if args.export_config:
         cfg = study.trial_config(int(result.iloc[0]["trial"]))
         save_config(cfg, args.export_config)
@@ -248,4 +252,12 @@ def _status(args: argparse.Namespace) -> int:
             if front.empty and floor is not None and not args.include_infeasible else ""
         print("best trade-offs:" + hint)
         print_trials(best_tradeoffs(front))
+        _note_boundary(study, args.include_infeasible)
     return 0
+
+
+def _note_boundary(study: Any, include_infeasible: bool = False, query: tuple[str, float | None] | None = None) -> None:
+    """One line per range whose bound the front sits on (``Study.boundary_findings``), on stderr: a table piped
+    from stdout stays clean."""
+    for finding in study.boundary_findings(include_infeasible, query):
+        print(f"note: {finding.message()}", file=sys.stderr)

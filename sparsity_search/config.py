@@ -136,6 +136,9 @@ class TrainConfig:
     test_fraction: Fraction = 0.2  # digits only
     train_subset: Annotated[int, Field(ge=0)] = 0  # 0 = all training samples
     augment: bool | None = None  # random crop (padding 4) and flip of training images; None: CIFAR-10 only
+    # data placement: held on the device, or streamed through a DataLoader (same numbers either way)
+    stream: bool | None = None  # None: stream only data whose float32 inputs exceed half the device's free memory
+    stream_workers: Annotated[int, Field(ge=0)] = 2  # DataLoader processes reading a dataset factory's items
     # model: a built-in name, or the user's (UserModel; ``MODULE:FUNCTION`` for short)
     model: Union[Model, UserModel] = "mlp"
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256])  # MLP hidden sizes

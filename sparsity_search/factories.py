@@ -128,7 +128,7 @@ def load_callable(text: str, module_dir: str, field: str) -> Callable[..., Any]:
     """``load_object``, which must be callable."""
     obj = load_object(text, module_dir, field)
     if not callable(obj):
-        raise ConfigError(f"{text} is a {type(obj).__name__}, not a function or class", field=field)
+        raise ConfigError(f"{text} is not a function or class (its type: {type(obj).__name__})", field=field)
     return obj
 
 

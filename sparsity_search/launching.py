@@ -249,7 +249,12 @@ def _run(study: Any, flags: RunFlags, takes: tuple[str, ...], worker: bool) -> t
     from .preflight import preflight
 
     spec, settings = settle(study, flags, takes)
-    preflight(spec, settings, worker=worker)
+    try:
+        preflight(spec, settings, worker=worker)
+    except ConfigError as exc:  # the study's user code or data: name the file that names them
+        if exc.source is not None or not isinstance(study, (str, Path)):
+            raise
+        raise ConfigError(exc.reason, field=exc.field, source=str(study)) from None
     return spec, settings
 
 

@@ -20,17 +20,19 @@ if TYPE_CHECKING:
     from .search import RunSettings, StudySpec
 
 
-def check_config(cfg: TrainConfig) -> int | None:
-    """Load ``cfg``'s data and build its model once on the CPU; the data's own number of timesteps (``encoding:
-    none``), else None. Raises the one-line errors of the factories, the data and the model probe."""
-    from .data import load_data
+def check_config(cfg: TrainConfig, timesteps_given: bool) -> int | None:
+    """Load ``cfg``'s data and build its model once on the CPU; return the data's own number of timesteps
+    (``encoding: none``), else None. ``timesteps_given``: the user set ``timesteps``, so a different T in the data
+    is an error rather than the value to train with. Raises the one-line errors of the factories, the data and the
+    model probe."""
+    from .data import data_timesteps, load_data
     from .snn import build_model
 
-    cfg = cfg.replace(device="cpu", checkpoint_dir="", resume=False)
+    steps = data_timesteps(cfg)
+    cfg = cfg.replace(device="cpu", checkpoint_dir="", resume=False,
+                      **({"timesteps": steps} if steps is not None and not timesteps_given else {}))
     data = load_data(cfg, "cpu")
-    steps = getattr(data, "timesteps", None)
-    if steps is not None and steps != cfg.timesteps:
-        cfg = cfg.replace(timesteps=steps)
+    data.check(cfg)
     build_model(cfg, data.input_shape, data.num_classes)
     return steps
 
@@ -61,7 +63,7 @@ def _processes(spec: StudySpec, settings: RunSettings, worker: bool) -> str | No
 def preflight(spec: StudySpec, settings: RunSettings, worker: bool = False) -> None:
     """Check the study's user code and data before the run stores anything (see the module docstring)."""
     base = spec.baseline_config()
-    if base.user_model is None and base.user_dataset is None:
+    if base.user_model is None and base.user_dataset is None and base.encoding != "none":
         return
     elsewhere = _processes(spec, settings, worker)
     main = [name for name in base.user_code() if in_main(name)]
@@ -74,8 +76,9 @@ def preflight(spec: StudySpec, settings: RunSettings, worker: bool = False) -> N
         raise ConfigError("population training stacks the built-in models only; run a user model's trials side by "
                           "side with --workers N (or --gpus with --trials-per-gpu)", field="population")
     probe = from_dict_with(base, _probe_values(spec))
-    steps = check_config(probe)
-    if steps is not None:
+    given = "timesteps" in spec.fixed()
+    steps = check_config(probe, given)
+    if steps is not None and not given:
         spec.take_data_timesteps(steps)
 
 

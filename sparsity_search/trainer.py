@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .config import TrainConfig, with_user_code
-from .data import DataSplits, iterate_batches, load_data
+from .data import DataSplits, load_data
 from .devices import autocast
 from .errors import DivergedError
 from .loss import layer_weights, sparsity_loss, spike_term
@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 __all__ = ["ARCHITECTURE_KEYS", "CHECKPOINT", "EVAL_BATCH", "Report", "evaluate", "train"]
 
 
-def evaluate(model: SpikingNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+def evaluate(model: SpikingNet, data: DataSplits, split: str, cfg: TrainConfig,
              amp: torch.dtype | None) -> tuple[float, dict[str, float]]:
     """Accuracy and spike statistics (``spike_stats``) over a whole split; one host sync at the end."""
-    accuracies, stats = evaluate_members(model, model, x, y, cfg, amp)
+    accuracies, stats = evaluate_members(model, model, data, split, cfg, amp)
     return accuracies[0], stats[0]
 
 
@@ -53,13 +53,14 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
     data = data if isinstance(data, DataSplits) else None
     t0 = time.perf_counter()
     device, amp = setup(cfg)
-    torch.manual_seed(cfg.seed)
     data = data if data is not None else load_data(cfg, device)
+    data.check(cfg)
+    torch.manual_seed(cfg.seed)  # after loading: the user's data code may draw from torch's global generator
     model = build_model(cfg, data.input_shape, data.num_classes).to(device)
     neurons = [layer.neurons for layer in model.spiking_layers]
     weights = layer_weights(neurons, cfg.layer_weights)
     optimizer = make_optimizer(cfg, model.parameters())
-    n_train = len(data.train_y)
+    n_train = data.size("train")
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     schedule = make_lambda_schedule(cfg, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)  # data order and Poisson input
@@ -77,16 +78,15 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
         model.train()
         loss_sum = torch.zeros((), device=device)
         lam = 0.0
-        for step, idx in enumerate(iterate_batches(n_train, cfg.batch_size, shuffle=True, generator=gen,
-                                                   device=device)):
+        for step, (x, y) in enumerate(data.train_batches(cfg.batch_size, gen)):
             lam = schedule.lambda_at(epoch, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, epoch, step, steps_per_epoch)
-            x_seq = encode(data.train_x[idx], cfg.timesteps, cfg.encoding, gen)
+            x_seq = encode(x, cfg.timesteps, cfg.encoding, gen)
             with autocast(device, amp):
                 out = model(x_seq)
-            s = spike_term(out.spikes, neurons, weights, len(idx), cfg.timesteps)
-            loss = sparsity_loss(out.logits, data.train_y[idx], s, lam)
+            s = spike_term(out.spikes, neurons, weights, len(y), cfg.timesteps)
+            loss = sparsity_loss(out.logits, y, s, lam)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -94,7 +94,7 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
         train_loss = float(loss_sum) / steps_per_epoch  # the epoch's only host sync in training
         if not math.isfinite(train_loss):
             raise DivergedError(epoch + 1, steps_per_epoch, train_loss)
-        val_accuracy, stats = evaluate(model, data.val_x, data.val_y, cfg, amp)
+        val_accuracy, stats = evaluate(model, data, "val", cfg, amp)
         metrics = epoch_metrics(epoch + 1, train_loss, lam, optimizer.param_groups[0]["lr"], val_accuracy, stats,
                                 time.perf_counter() - t0)
         history.append(metrics)
@@ -103,5 +103,5 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
         if report is not None:
             report(epoch + 1, metrics)
 
-    test_accuracy, test_stats = evaluate(model, data.test_x, data.test_y, cfg, amp)
+    test_accuracy, test_stats = evaluate(model, data, "test", cfg, amp)
     return result_row(history, test_accuracy, test_stats, start_epoch, time.perf_counter() - t0, cfg)

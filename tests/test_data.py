@@ -17,7 +17,7 @@ MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 
 
 def _splits(data: DataSplits) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    return {"train": (data.train_x, data.train_y), "val": (data.val_x, data.val_y), "test": (data.test_x, data.test_y)}
+    return {split: data.tensors(split) for split in ("train", "val", "test")}
 
 
 def _rows(x: torch.Tensor, y: torch.Tensor, scale: float) -> Counter:
@@ -30,7 +30,7 @@ def _rows(x: torch.Tensor, y: torch.Tensor, scale: float) -> Counter:
 
 def test_digits_split_sizes_partition_the_dataset():
     data = load_data(TrainConfig())
-    assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (1222, 216, 359)  # test 20%, val 15% of rest
+    assert (data.size("train"), data.size("val"), data.size("test")) == (1222, 216, 359)  # test 20%, val 15% of rest
     digits = load_digits()
     everything = _rows(torch.as_tensor(digits.data) / 16, torch.as_tensor(digits.target), 16)
     assert sum((_rows(x, y, 16) for x, y in _splits(data).values()), Counter()) == everything
@@ -42,8 +42,8 @@ def test_digits_splits_are_stratified():
     counts = {name: torch.bincount(y, minlength=10) for name, (_, y) in _splits(data).items()}
     total = sum(counts.values())
     pool = counts["train"] + counts["val"]
-    assert (counts["test"] - total * len(data.test_y) / total.sum()).abs().max() < 1
-    assert (counts["val"] - pool * len(data.val_y) / pool.sum()).abs().max() < 1
+    assert (counts["test"] - total * data.size("test") / total.sum()).abs().max() < 1
+    assert (counts["val"] - pool * data.size("val") / pool.sum()).abs().max() < 1
 
 
 def test_digits_split_is_determined_by_the_seed():
@@ -72,16 +72,18 @@ def test_digits_shape_follows_the_model(model, shape):
 def test_train_subset_keeps_a_stratified_seeded_subset():
     full = load_data(TrainConfig())
     data = load_data(TrainConfig(train_subset=100))
-    assert len(data.train_y) == 100
-    per_class = torch.bincount(full.train_y, minlength=10) * 100 / len(full.train_y)
-    assert (torch.bincount(data.train_y, minlength=10) - per_class).abs().max() < 1  # stratified
-    assert torch.equal(data.val_x, full.val_x) and torch.equal(data.test_x, full.test_x)  # only train shrinks
-    assert not _rows(data.train_x, data.train_y, 16) - _rows(full.train_x, full.train_y, 16)  # drawn from train
-    assert torch.equal(load_data(TrainConfig(train_subset=100)).train_x, data.train_x)
+    assert data.size("train") == 100
+    (x, y), (full_x, full_y) = data.tensors("train"), full.tensors("train")
+    per_class = torch.bincount(full_y, minlength=10) * 100 / len(full_y)
+    assert (torch.bincount(y, minlength=10) - per_class).abs().max() < 1  # stratified
+    for split in ("val", "test"):  # only train shrinks
+        assert torch.equal(data.tensors(split)[0], full.tensors(split)[0])
+    assert not _rows(x, y, 16) - _rows(full_x, full_y, 16)  # drawn from train
+    assert torch.equal(load_data(TrainConfig(train_subset=100)).tensors("train")[0], x)
 
 
 def test_train_subset_larger_than_the_training_set_keeps_everything():
-    assert len(load_data(TrainConfig(train_subset=10_000)).train_y) == 1222
+    assert load_data(TrainConfig(train_subset=10_000)).size("train") == 1222
 
 
 # --- MNIST and Fashion-MNIST from idx files ---------------------------------------------------------------------
@@ -91,19 +93,21 @@ def test_train_subset_larger_than_the_training_set_keeps_everything():
 def test_mnist_like_loads_idx_files(tmp_path, dataset, gz):
     written = write_mnist(tmp_path, MNIST_FOLDERS[dataset], n_train=100, n_test=30, gz=gz)
     data = load_data(TrainConfig(dataset=dataset, data_dir=str(tmp_path), model="convnet"))
-    assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (85, 15, 30)
+    assert (data.size("train"), data.size("val"), data.size("test")) == (85, 15, 30)
     assert data.input_shape == (1, 28, 28) and data.name == dataset
-    assert torch.equal(data.test_x, torch.from_numpy(written["t10k_x"]).unsqueeze(1) / 255)  # official test split
-    assert torch.equal(data.test_y, torch.from_numpy(written["t10k_y"]).long())
+    test_x, test_y = data.tensors("test")
+    assert torch.equal(test_x, torch.from_numpy(written["t10k_x"]).unsqueeze(1) / 255)  # official test split
+    assert torch.equal(test_y, torch.from_numpy(written["t10k_y"]).long())
     expected = _rows(torch.from_numpy(written["train_x"]) / 255, torch.from_numpy(written["train_y"]), 255)
-    assert _rows(data.train_x, data.train_y, 255) + _rows(data.val_x, data.val_y, 255) == expected
+    assert _rows(*data.tensors("train"), 255) + _rows(*data.tensors("val"), 255) == expected
 
 
 def test_mnist_for_mlp_is_flat(tmp_path):
     write_mnist(tmp_path)
     data = load_data(TrainConfig(dataset="mnist", data_dir=str(tmp_path), model="mlp"))
-    assert data.input_shape == (784,) and data.train_x.shape == (85, 784)
-    assert 0 <= data.train_x.min() and data.train_x.max() <= 1
+    x = data.tensors("train")[0]
+    assert data.input_shape == (784,) and x.shape == (85, 784)
+    assert 0 <= x.min() and x.max() <= 1
 
 
 def test_mnist_rejects_a_corrupt_idx_file(tmp_path):
@@ -125,12 +129,13 @@ def test_mnist_names_the_missing_file(tmp_path):
 def test_cifar10_loads_pickled_batches_normalised(tmp_path):
     written = write_cifar10(tmp_path, n_per_batch=20, n_test=20)
     data = load_data(TrainConfig(dataset="cifar10", data_dir=str(tmp_path), model="vgg5"))
-    assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (85, 15, 20)
+    assert (data.size("train"), data.size("val"), data.size("test")) == (85, 15, 20)
     assert data.input_shape == (3, 32, 32)
     mean, std = torch.tensor(CIFAR10_MEAN).view(3, 1, 1), torch.tensor(CIFAR10_STD).view(3, 1, 1)
     expected = torch.from_numpy(written["test_x"]).view(-1, 3, 32, 32) / 255
-    torch.testing.assert_close(data.test_x * std + mean, expected)
-    assert torch.equal(data.test_y, torch.from_numpy(written["test_y"]).long())
+    test_x, test_y = data.tensors("test")
+    torch.testing.assert_close(test_x * std + mean, expected)
+    assert torch.equal(test_y, torch.from_numpy(written["test_y"]).long())
     unnormalised = {name: (x * std + mean, y) for name, (x, y) in _splits(data).items()}
     loaded = _rows(*unnormalised["train"], 255) + _rows(*unnormalised["val"], 255)
     assert loaded == _rows(torch.from_numpy(written["train_x"]) / 255, torch.from_numpy(written["train_y"]), 255)
@@ -139,7 +144,7 @@ def test_cifar10_loads_pickled_batches_normalised(tmp_path):
 def test_cifar10_for_mlp_is_flat(tmp_path):
     write_cifar10(tmp_path)
     data = load_data(TrainConfig(dataset="cifar10", data_dir=str(tmp_path), model="mlp"))
-    assert data.input_shape == (3072,) and data.test_x.shape == (20, 3072)
+    assert data.input_shape == (3072,) and data.tensors("test")[0].shape == (20, 3072)
 
 
 def test_cifar10_rejects_a_batch_in_another_layout(tmp_path):

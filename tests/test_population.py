@@ -117,7 +117,7 @@ def test_population_net_equals_its_members_forward_and_backward(changes: dict, c
     data = load_data(base)
     singles = [_build(c, data) for c in cfgs]
     net = PopulationNet([_build(c, data) for c in cfgs], cfgs)
-    x_seq = encode(data.train_x[:32], base.timesteps, base.encoding, torch.Generator().manual_seed(3))
+    x_seq = encode(data.tensors("train")[0][:32], base.timesteps, base.encoding, torch.Generator().manual_seed(3))
     upstream = torch.randn(len(cfgs), 32, data.num_classes, generator=torch.Generator().manual_seed(4))
     logits, spikes = net(x_seq)
     ((logits * upstream).sum() + 0.01 * spikes.sum()).backward()

@@ -48,7 +48,8 @@ def test_exploit_copies_weights_statistics_optimizer_state_and_neuron_constants(
     order = [net.weight_names.index(name) for name, _ in nets[0].named_parameters()]
     net.train()
     for step in range(2):  # optimizer state and BatchNorm statistics that differ per member
-        logits, spikes = net(encode(data.train_x[step * 32:(step + 1) * 32], base.timesteps, base.encoding, None))
+        x = data.tensors("train")[0][step * 32:(step + 1) * 32]
+        logits, spikes = net(encode(x, base.timesteps, base.encoding, None))
         (logits.square().mean() + 0.01 * spikes.sum()).backward()
         opt.step(torch.tensor([c.lr for c in cfgs]))
         opt.zero_grad()
@@ -71,7 +72,7 @@ def test_exploit_copies_weights_statistics_optimizer_state_and_neuron_constants(
 def test_without_an_exploit_step_a_pbt_population_is_todays_population_on_its_held_schedules() -> None:
     cfgs = members(BASE)
     data = load_data(BASE)
-    steps = math.ceil(len(data.train_y) / BASE.batch_size)
+    steps = math.ceil(data.size("train") / BASE.batch_size)
     rows = train_population(cfgs, data=data, pbt=Rules(**{**RULES.__dict__, "interval": BASE.epochs}))
     learned = [TrainConfig(**row["config"]) for row in rows]
     for cfg, held in zip(cfgs, learned):  # lambda at each epoch's last step, lr at its first, held all epoch

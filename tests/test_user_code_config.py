@@ -156,7 +156,7 @@ def test_factory_strings_resolve_from_the_module_dir_with_one_line_errors(tmp_pa
         load_object("broken_mod:make", folder, "model.factory")
     with pytest.raises(ConfigError, match="raising_mod.py:2"):
         load_object("raising_mod:make", folder, "model.factory")
-    with pytest.raises(ConfigError, match="is a int, not a function or class"):
+    with pytest.raises(ConfigError, match=r"good_mod:VALUE is not a function or class \(its type: int\)"):
         load_callable("good_mod:VALUE", folder, "model.factory")
 
 

@@ -32,7 +32,7 @@ from typing import Any, Hashable, Sequence
 import torch
 
 from ..config import TrainConfig
-from ..data import DataSplits, iterate_batches, load_data
+from ..data import DataSplits, load_data
 from ..devices import autocast
 from ..errors import ConfigError, DivergedError
 from ..loss import member_coefficients, member_losses, member_spike_terms
@@ -49,6 +49,9 @@ from ._optim import PopulationOptimizer
 PER_MEMBER = ("lambda_max", "schedule", "temperature", "warmup_epochs", "layer_weights", "lr", "lr_schedule",
               "lr_step_epochs", "lr_gamma", "momentum", "weight_decay", "beta", "tau", "threshold",
               "surrogate_slope", "lambda_points", "lr_points", "checkpoint_dir", "resume")
+USER_MODELS_ALONE = ("a user model trains one trial at a time: its neurons keep state in their modules and the spike "
+                     "functions of snnTorch, norse and sinabs do not run under torch.func.vmap; run trials side by "
+                     "side with --workers N (or --gpus) instead of a population")
 
 
 def population_key(cfg: TrainConfig) -> tuple[Hashable, ...]:
@@ -179,10 +182,10 @@ def _pbt_step(pop: _Population, rules: Rules, epoch: int, epochs: int, metrics: 
         metrics[dst]["pbt"]["weights_from"] = labels[pop.ids[src]]
 
 
-def evaluate_population(net: PopulationNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+def evaluate_population(net: PopulationNet, data: DataSplits, split: str, cfg: TrainConfig,
                         amp: torch.dtype | None) -> tuple[list[float], list[dict[str, float]]]:
     """``trainer.evaluate`` for every member: accuracies and ``spike_stats`` per member, one host sync."""
-    return evaluate_members(net, net.template, x, y, cfg, amp)
+    return evaluate_members(net, net.template, data, split, cfg, amp)
 
 
 def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | None] | None = None,
@@ -197,6 +200,8 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     """
     if not cfgs:
         return []
+    if cfgs[0].user_model is not None:
+        raise ConfigError(USER_MODELS_ALONE, field="population")
     keys = {population_key(c) for c in cfgs}
     if len(keys) > 1:
         raise ConfigError("configs of one population must share every setting outside PER_MEMBER",
@@ -206,7 +211,8 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     cfg0 = cfgs[0]
     device, amp = setup(cfg0)
     data = data if data is not None else load_data(cfg0, device)
-    n_train = len(data.train_y)
+    data.check(cfg0)
+    n_train = data.size("train")
     steps_per_epoch = math.ceil(n_train / cfg0.batch_size)
     states = _resume_states(cfgs)
     pop = _Population(cfgs, data, device, steps_per_epoch, states, held=pbt is not None)
@@ -226,16 +232,15 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
         loss_sum = torch.zeros(len(pop.ids), device=device)
         lams = [0.0] * len(pop.ids)
         lrs = [c.lr for c in pop.cfgs]
-        for step, idx in enumerate(iterate_batches(n_train, cfg0.batch_size, shuffle=True, generator=gen,
-                                                   device=device)):
+        for step, (x, y) in enumerate(data.train_batches(cfg0.batch_size, gen)):
             lams = [pop.lambda_at(i, epoch, step) for i in range(len(pop.ids))]
             lrs = [pop.lr_at(i, epoch, step) for i in range(len(pop.ids))]
             lam_t = torch.tensor(lams, device=device)
-            x_seq = encode(data.train_x[idx], timesteps, cfg0.encoding, gen)
+            x_seq = encode(x, timesteps, cfg0.encoding, gen)
             with autocast(device, amp):
                 logits, spikes = pop.net(x_seq)
-            s = member_spike_terms(spikes, pop.coef, len(idx), timesteps)
-            loss = member_losses(logits, data.train_y[idx], s, lam_t)
+            s = member_spike_terms(spikes, pop.coef, len(y), timesteps)
+            loss = member_losses(logits, y, s, lam_t)
             pop.optimizer.zero_grad()
             loss.sum().backward()  # members share no parameter: each slice gets its own loss's gradient
             pop.optimizer.step(torch.tensor(lrs, device=device))
@@ -246,7 +251,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
             if not math.isfinite(value):
                 results[pop.ids[i]] = DivergedError(epoch + 1, steps_per_epoch, value)
                 gone.add(i)
-        accs, stats = evaluate_population(pop.net, data.val_x, data.val_y, cfg0, amp)
+        accs, stats = evaluate_population(pop.net, data, "val", cfg0, amp)
         elapsed = time.perf_counter() - t0
         metrics = {i: epoch_metrics(epoch + 1, train_loss[i], lams[i], lrs[i], accs[i], stats[i], elapsed)
                    for i in range(len(pop.ids)) if i not in gone}
@@ -266,7 +271,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
             pop.drop(gone)
 
     if pop.ids:
-        accs, stats = evaluate_population(pop.net, data.test_x, data.test_y, cfg0, amp)
+        accs, stats = evaluate_population(pop.net, data, "test", cfg0, amp)
         for i, member in enumerate(pop.ids):
             cfg = cfgs[member] if pbt is None else _pbt.learned_config(pop.cfgs[i], pop.lineage[i])
             results[member] = result_row(histories[member], accs[i], stats[i], start_epoch,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..pareto.boundary import BoundaryFinding, boundary_findings
 from ..schedules import make_lambda_schedule
 from .history import Rows, epoch_histories, layer_spikes
 
@@ -29,7 +30,8 @@ ANSWERS = {"iso-accuracy": ("iso_accuracy", None), "max drop 0.5 pt": ("max_accu
 
 @dataclass
 class ReportData:
-    """A study's trials with plot coordinates, its baseline, query answers, hypervolume history and front curves.
+    """A study's trials with plot coordinates, its baseline, query answers, hypervolume history, front curves, and
+    the search-space bounds the front sits on (judged with the answers marked here).
 
     ``trials`` has the trial table's columns plus ``is_feasible``, ``x`` (cost reduction against the baseline in
     percent, or the raw cost without a baseline) and ``y`` (accuracy change in points, or accuracy in percent).
@@ -52,6 +54,7 @@ class ReportData:
     # PBT trials: lambda per epoch of the schedule their final weights were trained with (learned, through every
     # exploit step); their histories' ``lambda`` is what their own slot used
     learned: dict[int, list[float]] = field(default_factory=dict)
+    boundary: list[BoundaryFinding] = field(default_factory=list)  # bounds the front sits on (pareto.boundary)
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
     @property
@@ -156,10 +159,13 @@ def gather(study: "Study") -> ReportData:
     histories = epoch_histories(study, shown)
     learned = _learned(study, {n: len(histories[n]) for n in set(front["trial"].astype(int)) & set(histories)})
     params = [c for c in table.columns if c.startswith("params_")]
+    answers = _answers(study) if has_done else {}
+    marked = {label: [trial] for label, trial in answers.items() if trial is not None}
     return ReportData(study_name=spec.name, backend=spec.backend, accuracy=acc, cost=cost, trials=table,
-                      front=front, baseline=base, answers=_answers(study) if has_done else {}, hv_history=hv,
+                      front=front, baseline=base, answers=answers, hv_history=hv,
                       histories=histories, layers={n: layer_spikes(r) for n, r in histories.items()},
-                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc, learned=learned)
+                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc, learned=learned,
+                      boundary=boundary_findings(front, spec.space(), marked, spec.search_space_file, spec.fixed()))
 
 
 def _learned(study: "Study", epochs: dict[int, int]) -> dict[int, list[float]]:

@@ -24,6 +24,8 @@ h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 th,td{border:1px solid #d8dee4;padding:4px 8px;white-space:nowrap}
 th{background:#eef2f6;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.picked td{background:#fff3bf}tr.infeasible td{color:#a33}.hint{color:#666;font-size:.85em}
+.note{border-left:5px solid #d9822b;background:#fff4e5;padding:8px 14px;margin:12px 0}
+.note ul{margin:4px 0 0;padding-left:20px}
 .summary th{width:190px;vertical-align:top}.summary td{white-space:normal}details summary{cursor:pointer;margin:8px 0}
 """
 # A click on any point scrolls to that trial's row (opening the all-trials table if needed) and highlights it.
@@ -58,7 +60,7 @@ def render(d: ReportData, full_range: bool = False) -> str:
              f"<title>{e(d.study_name)}: sparsity-search report</title><style>{CSS}</style></head><body>",
              f"<header><h1>{e(d.study_name)}: accuracy / spike trade-off</h1>"
              f"<p>{e(_status_line(d))} · generated {e(d.generated)} by sparsity-search</p></header><main>",
-             _cards(d),
+             _cards(d), _boundary_note(d),
              "<h2>Pareto front</h2><p class='hint'>Hover a point for its trial and parameters; click it to jump to "
              "its row below." + (" The buttons under the plot switch between the near-baseline view and the full "
                                  "range." if d.relative else "") + "</p>",
@@ -121,6 +123,15 @@ def _cards(d: ReportData) -> str:
         cards.append((label, value, detail))
     return "<div class='cards'>" + "".join(
         f"<div class='card'><span>{e(a)}</span><b>{e(b)}</b><span>{e(c)}</span></div>" for a, b, c in cards) + "</div>"
+
+
+def _boundary_note(d: ReportData) -> str:
+    """The search-space bounds the front sits on, highlighted under the cards (nothing when there are none)."""
+    if not d.boundary:
+        return ""
+    items = "".join(f"<li>{html.escape(f.message())}</li>" for f in d.boundary)
+    return ("<div class='note' id='boundary'><b>The front sits on the edge of the search space:</b> better "
+            f"trade-offs may lie beyond these bounds.<ul>{items}</ul></div>")
 
 
 def _columns(d: ReportData) -> list[tuple[str, str, str]]:

@@ -12,6 +12,7 @@ not sampled keeps the study's fixed value or the trainer default. ``suggest`` ta
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, Protocol, Union
 
@@ -108,6 +109,22 @@ class SearchSpace(Strict):
                               else {**fixed, name: value})
                 except ConfigError as exc:
                     raise ConfigError(str(exc), source=source) from None
+
+    def can_widen(self, name: str, side: str, fixed: dict[str, Any]) -> bool:
+        """Whether numeric parameter ``name``'s range can grow past its ``side`` ("lower" or "upper") bound: a value
+        just beyond it still makes a valid TrainConfig with the study's ``fixed`` settings. A bound at the field's
+        own limit (timesteps 1, warmup_epochs 0) cannot move."""
+        p = self.params[name]
+        bound = float(p.low if side == "lower" else p.high)  # type: ignore[arg-type]
+        if p.type == "int":
+            value: float = int(bound) + (-1 if side == "lower" else 1)
+        else:  # the next float past the bound: whether the range can grow at all
+            value = math.nextafter(bound, -math.inf if side == "lower" else math.inf)
+        try:
+            from_dict({**fixed, name: value})
+        except ConfigError:
+            return False
+        return True
 
 
 class Suggester(Protocol):

@@ -39,6 +39,7 @@ OBJECTIVES: dict[str, str] = {
     "energy_uj": "minimize", "firing_rate": "minimize", "synops_per_sample": "minimize",
 }
 DEFAULT_RESULTS = "results"
+SNAPSHOT = "study.yaml"  # a launch's copy of the validated study file, in <results>/<name>/
 
 
 class ObjectiveSpec(Strict):
@@ -123,6 +124,9 @@ class StudySpec(Strict):
     population: Population = Field(default_factory=Population)
     pbt: PBTSettings | None = None  # population-based training of each population round (pbt_settings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    # Recorded by parse_study, not written by users: the file to edit to change the search space (the search-space
+    # file, or the study file of an inline space), absolute; kept in snapshots so boundary notes can name it.
+    search_space_file: str | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -172,9 +176,14 @@ class StudySpec(Strict):
     _data_timesteps: int | None = PrivateAttr(default=None)
 
     def fixed(self) -> dict[str, Any]:
-        """The TrainConfig fields shared by every trial (train: plus the dataset/model shortcuts)."""
+        """The TrainConfig fields the study file sets for every trial (train: plus the dataset/model shortcuts)."""
         fixed = dict(self.train)
         fixed.update({k: v for k, v in (("dataset", self.dataset), ("model", self.model)) if v is not None})
+        return fixed
+
+    def _trained(self) -> dict[str, Any]:
+        """``fixed`` plus what the data decides (its own timesteps): the settings every trial trains with."""
+        fixed = self.fixed()
         if self._data_timesteps is not None and "timesteps" not in fixed:
             fixed["timesteps"] = self._data_timesteps
         return fixed
@@ -190,11 +199,11 @@ class StudySpec(Strict):
     def sampled_config(self, params: dict[str, Any]) -> TrainConfig:
         """The config a sampled trial trains: fixed settings, then the sampled parameters (``model.NAME`` ones
         become options of the user's model factory)."""
-        return from_dict(with_options({**self.fixed(), **params}, {}))
+        return from_dict(with_options({**self._trained(), **params}, {}))
 
     def baseline_config(self) -> TrainConfig:
         """lambda = 0 with every other setting at the study's fixed value or the trainer default."""
-        return from_dict({**self.fixed(), "lambda_max": 0.0})
+        return from_dict({**self._trained(), "lambda_max": 0.0})
 
     def make_sampler(self, seed: int | None = None) -> "BaseSampler":
         """The study's Optuna sampler (``seed`` defaults to the study's), constrained when the study has constraints."""
@@ -261,6 +270,10 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
         if not path.exists():
             raise ConfigError(f"file not found: {path}", field="search_space", source=source)
         spec.search_space = parse_space(load_yaml(path), str(path))
+        spec.search_space_file = str(path.resolve())
+    elif spec.search_space_file is None and Path(source).is_file() and Path(source).name != SNAPSHOT:
+        # an inline space names its study file; not a storage's copy, nor a snapshot older than this record
+        spec.search_space_file = str(Path(source).resolve())
     try:
         fixed = from_dict(spec.fixed()).to_dict()
     except ConfigError as exc:

@@ -10,8 +10,11 @@ Per sample, with ``spikes_l`` the spikes of spiking layer l summed over neurons 
 
     synops     = sum_l spikes_l * fan_out_l
     energy_pJ  = synops * E_AC + input_energy
-    input_energy = input_macs * T * E_MAC                 (direct: the analog input is applied at every step)
-                 = input_spikes * input_fan_out * E_AC    (poisson: the input is spikes)
+    input_energy = input_macs * T * E_MAC                 (direct, or none with analog frames: at every step)
+                 = input_spikes * input_fan_out * E_AC    (poisson, or none with event counts: the input is spikes)
+
+Event data (``encoding: none`` with non-negative integer inputs, ``DataSplits.event_input``) counts like Poisson
+input: a count of k at a pixel is k spikes, each driving the input layer's fan-out.
 
 Membrane updates, resets and the readout's averaging are not counted, as in those papers.
 """
@@ -28,12 +31,18 @@ E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
 
 
+def input_is_spikes(encoding: str, event_input: bool) -> bool:
+    """Whether the first layer's input is spikes (accumulates) rather than analog values (multiply-accumulates)."""
+    return encoding == "poisson" or encoding == "none" and event_input
+
+
 def spike_stats(spike_totals: Sequence[float], n_samples: int, model: nn.Module, timesteps: int, encoding: str,
-                input_spikes: float = 0.0) -> dict[str, float]:
+                input_spikes: float = 0.0, event_input: bool = False) -> dict[str, float]:
     """Per-sample spike counts, firing rates, synaptic ops and energy (µJ) from totals over ``n_samples`` samples.
 
-    ``spike_totals[l]`` is layer l's spike count summed over the whole set; ``input_spikes`` likewise the
-    Poisson input spikes (ignored for direct encoding). ``model`` supplies ``spiking_layers`` and the input layer.
+    ``spike_totals[l]`` is layer l's spike count summed over the whole set; ``input_spikes`` likewise the input
+    spikes when the input is spikes (``input_is_spikes``; ignored otherwise). ``model`` supplies
+    ``spiking_layers`` and the input layer.
     """
     layers = model.spiking_layers
     if len(spike_totals) != len(layers):
@@ -49,7 +58,7 @@ def spike_stats(spike_totals: Sequence[float], n_samples: int, model: nn.Module,
         total += per_sample
         synops += per_sample * layer.fan_out
     neurons = sum(layer.neurons for layer in layers)
-    if encoding == "poisson":
+    if input_is_spikes(encoding, event_input):
         input_pj = float(input_spikes) / n_samples * model.input_fan_out * E_AC_PJ
     else:
         input_pj = model.input_macs * timesteps * E_MAC_PJ

@@ -27,13 +27,14 @@ pool's 1/4 folds into the next layer's weights, so pooling leaves the fan-out un
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..config import TrainConfig
+from .contract import LayerInfo, SNNOutput
+from .hooked import HookedModel, build_user_model
 from .layers import Readout, SeqToANN, conv3x3, init_weights
 from .neurons import IF, LIF, BaseNeuron
 from .surrogate import get_surrogate
@@ -44,20 +45,6 @@ VGG_FEATURES: dict[str, list[int | str]] = {
     "vgg11": [64, "A", 128, 256, "A", 512, 512, "A", 512, "A", 512, 512],
 }
 VGG_CLASSIFIER = 1024
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One spiking layer: ``neurons`` per sample per timestep, ``fan_out`` synapses driven by one of its spikes."""
-
-    name: str
-    neurons: int
-    fan_out: int
-
-
-class SNNOutput(NamedTuple):
-    logits: Tensor  # [B, num_classes], readout potential averaged over T
-    spikes: list[Tensor]  # per spiking layer: 0-dim, differentiable, summed over T, batch and neurons
 
 
 class SpikingNet(nn.Module):
@@ -159,8 +146,11 @@ class _Builder:
         return net
 
 
-def build_model(cfg: TrainConfig, input_shape: Sequence[int], num_classes: int) -> SpikingNet:
-    """The network ``cfg.model`` names, for inputs shaped ``input_shape`` per sample (x_seq is [T, B, *shape])."""
+def build_model(cfg: TrainConfig, input_shape: Sequence[int], num_classes: int) -> SpikingNet | HookedModel:
+    """The network ``cfg.model`` names, for inputs shaped ``input_shape`` per sample (x_seq is [T, B, *shape]): a
+    built-in one, or the user's (``cfg.user_model``) behind the same contract (``hooked.py``)."""
+    if cfg.user_model is not None:
+        return build_user_model(cfg, input_shape, num_classes)
     b = _Builder(input_shape, cfg)
     if cfg.model == "mlp":
         for i, width in enumerate(cfg.hidden, 1):

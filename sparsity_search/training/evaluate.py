@@ -6,9 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from ..config import TrainConfig
-from ..data import iterate_batches
+from ..data import DataSplits
 from ..devices import autocast
 from ..snn import SNNOutput, SpikingNet, encode, spike_stats
+from ..snn.accounting import input_is_spikes
 
 EVAL_BATCH = 1024
 
@@ -21,27 +22,29 @@ def _per_member(out: SNNOutput | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]
 
 
 @torch.inference_mode()
-def evaluate_members(model: nn.Module, layers: SpikingNet, x: Tensor, y: Tensor, cfg: TrainConfig,
+def evaluate_members(model: nn.Module, layers: SpikingNet, data: DataSplits, split: str, cfg: TrainConfig,
                      amp: torch.dtype | None) -> tuple[list[float], list[dict[str, float]]]:
-    """Per member: accuracy, and ``spike_stats`` (``layers`` supplies the layer bookkeeping); one host sync.
+    """Per member: accuracy on ``data``'s ``split``, and ``spike_stats`` (``layers`` supplies the layer
+    bookkeeping); one host sync.
 
     ``model`` is a ``SpikingNet`` or a ``population.PopulationNet``. The Poisson draws are the same at every
     evaluation (a generator seeded from ``cfg.seed``).
     """
     model.eval()
-    gen = torch.Generator(device=x.device).manual_seed(cfg.seed + 1)
+    gen = torch.Generator(device=data.device).manual_seed(cfg.seed + 1)
     correct = totals = None
-    input_spikes = torch.zeros((), device=x.device)
-    for idx in iterate_batches(len(y), EVAL_BATCH, shuffle=False, generator=None, device=x.device):
-        x_seq = encode(x[idx], cfg.timesteps, cfg.encoding, gen)
-        with autocast(x.device, amp):
+    input_spikes = torch.zeros((), device=data.device)
+    for x, y in data.eval_batches(split, EVAL_BATCH):
+        x_seq = encode(x, cfg.timesteps, cfg.encoding, gen)
+        with autocast(data.device, amp):
             logits, spikes = _per_member(model(x_seq))
-        hits = (logits.argmax(2) == y[idx]).sum(1)
+        hits = (logits.argmax(2) == y).sum(1)
         correct = hits if correct is None else correct + hits
         totals = spikes.float() if totals is None else totals + spikes.float()
-        if cfg.encoding == "poisson":
+        if input_is_spikes(cfg.encoding, data.event_input):
             input_spikes += x_seq.sum()
-    n = len(y)
+    n = data.size(split)
     correct_k, totals_k, inp = correct.tolist(), totals.T.tolist(), float(input_spikes)
-    stats = [spike_stats(t, n, layers, cfg.timesteps, cfg.encoding, input_spikes=inp) for t in totals_k]
+    stats = [spike_stats(t, n, layers, cfg.timesteps, cfg.encoding, input_spikes=inp, event_input=data.event_input)
+             for t in totals_k]
     return [c / n for c in correct_k], stats

@@ -79,3 +79,26 @@ def test_per_layer_spikes_are_table_columns(tmp_path):
     header = out.read_text().splitlines()[0].split(",")
     assert set(layers) <= set(header)
     assert Path(out).exists()
+
+
+def test_data_with_its_own_time_axis_gives_the_study_its_timesteps(tmp_path):
+    """``encoding: none`` without ``timesteps``: every trial trains with the data's T, and the file still matches
+    its launch on resume; a ``timesteps`` the data does not have is one line before anything is stored."""
+    import numpy as np
+
+    from _fake_datasets import write_npz
+
+    rng = np.random.default_rng(0)
+    write_npz(tmp_path / "events.npz", x_train=rng.poisson(0.3, (60, 5, 2, 3, 3)),
+              x_test=rng.poisson(0.3, (30, 5, 2, 3, 3)), n_train=60)
+    train = {k: v for k, v in TINY_TRAIN.items() if k != "timesteps"} | {"encoding": "none"}
+    path = tmp_path / "events.yaml"
+    path.write_text(yaml.safe_dump(_tiny("events", dataset={"path": "events.npz"}, train=train)))
+    results = str(tmp_path / "r")
+    study = sparsity_search.launch(path, results=results, quiet=True)
+    assert [study.trial_config(n).timesteps for n in (0, 1)] == [5, 5]
+    assert len(sparsity_search.resume(path, results=results, quiet=True).trials()) == 2
+    path.write_text(yaml.safe_dump(_tiny("events4", dataset={"path": "events.npz"}, train={**train, "timesteps": 4})))
+    with pytest.raises(ConfigError, match="timesteps: 4, but the samples of events.npz have 5 time steps"):
+        sparsity_search.launch(path, results=results, quiet=True)
+    assert not (tmp_path / "r" / "events4").exists()

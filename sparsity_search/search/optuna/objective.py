@@ -17,7 +17,7 @@ from typing import Any, Callable
 import optuna
 
 from ...config import TrainConfig, save_config
-from ...data import DataSplits, load_data
+from ...data import LOAD_FIELDS, DataSplits, load_data
 from ...devices import resolve_device
 from ...errors import ConfigError, DivergedError
 from ...trainer import train
@@ -30,9 +30,6 @@ from .rungs import moasha_hook
 from .storage import ORIGIN_ATTR, TrialHeartbeat, is_journal, origin_number
 
 log = logging.getLogger(__name__)
-
-# TrainConfig fields that decide which tensors load_data builds; trials sharing them share one load.
-DATA_KEYS = ("dataset", "data_dir", "download", "val_fraction", "test_fraction", "train_subset", "seed", "model")
 
 
 class Objective:
@@ -56,7 +53,7 @@ class Objective:
         return cfg
 
     def data_for(self, cfg: TrainConfig) -> DataSplits:
-        key = cfg.key(DATA_KEYS + ("device",))
+        key = cfg.key(LOAD_FIELDS + ("device",))  # trials equal in these share one load
         if key not in self._data:
             self._data = {key: load_data(cfg, resolve_device(cfg.device))}
         return self._data[key]
