@@ -73,3 +73,13 @@ def test_search_efficiency_smoke_run_prints_one_line_per_method(tmp_path: Path) 
     # the population method really trained populations: several trials sampled within the small budget
     sampled = re.search(r"# seed=0 method=tpe_promotion_population sampled=(\d+)", proc.stdout)
     assert sampled is not None and int(sampled.group(1)) >= 2, proc.stdout
+
+
+def test_plugin_overhead_smoke_run_prints_the_ratio() -> None:
+    """The user-model overhead benchmark trains both loops (one round of two tiny epochs) and prints its ratio."""
+    pytest.importorskip("snntorch")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "plugin_overhead.py"), "--rounds", "1",
+                           "--epochs", "2", "--hidden", "16", "--timesteps", "2", "--cpu-time"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"ratio=[\d.]+", proc.stdout), proc.stdout
