@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every figure that needs a CUDA GPU, in under 8 minutes on one GPU, each as a line of key=value pairs:
+# Every figure that needs a CUDA GPU, in under 9 minutes on one GPU, each as a line of key=value pairs:
 #   1. trainer throughput on cuda, fp32 and bf16, against snnTorch and SpikingJelly (default and careful layouts)
 #   2. population training on cuda, K = 1, 8, 32, 64, MLP and conv net, with the whole-study line at K = 64
-#   3. a 16-trial quickstart study with --gpus auto --trials-per-gpu 8: trials per hour, GPU utilisation
+#   3. population-based training: a K = 32 PBT population against K = 1, member-epochs per second, both models
+#   4. a 16-trial quickstart study with --gpus auto --trials-per-gpu 8: trials per hour, GPU utilisation
 #
 #   bash benchmarks/gpu_check.sh                  # on the GPU machine (no network needed)
 #   bash benchmarks/gpu_check.sh --fetch-wheels   # beforehand, where pip reaches PyPI: wheels into .whl/
@@ -10,8 +11,8 @@
 # The GPU machine needs python3 with torch (CUDA) and this repository; the Python packages its image lacks travel
 # as wheels in .whl/ and are installed into a scratch folder (GPU_CHECK_SITE), never into the image's Python. The
 # repository is used in place through PYTHONPATH (no pip install -e, which would need an index). Each phase has a
-# time limit (GPU_CHECK_THROUGHPUT_S, GPU_CHECK_POPULATION_S, GPU_CHECK_STUDY_S); a phase that runs over is
-# stopped, says so in its `phase=` line, and the next one runs. See benchmarks/README.md.
+# time limit (GPU_CHECK_THROUGHPUT_S, GPU_CHECK_POPULATION_S, GPU_CHECK_PBT_S, GPU_CHECK_STUDY_S); a phase that runs
+# over is stopped, says so in its `phase=` line, and the next one runs. See benchmarks/README.md.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -103,6 +104,8 @@ phase throughput "${GPU_CHECK_THROUGHPUT_S:-165}" "$PY" benchmarks/trainer_throu
 
 phase population "${GPU_CHECK_POPULATION_S:-200}" "$PY" benchmarks/population.py --device cuda \
   --ks 1,8,32,64 --epochs 2 --repeats 1
+
+phase pbt "${GPU_CHECK_PBT_S:-75}" "$PY" benchmarks/population.py --device cuda --ks "" --pbt 32 --epochs 3
 
 # A real multi-process study on the GPU, sampled by nvidia-smi every 200 ms in the background.
 gpu_study() {

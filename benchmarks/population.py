@@ -5,6 +5,7 @@
     python benchmarks/population.py --device cuda --ks 1,8,32,64
     python benchmarks/population.py --hypervolume 300        # + quickstart study, 300 s with and without population
     python benchmarks/population.py --quick --study-ks ""   # trainer-only lines, no whole-study line
+    python benchmarks/population.py --ks "" --pbt 32 --epochs 4   # a PBT population of 32 against K = 1
 
 Workload: digits with the quickstart network (MLP 64-128-10, or ``convnet`` with channels 16, 32), T=4, batch 64,
 and K configs drawn (seeded) from the paper's space minus ``timesteps``: lambda_max, schedule, temperature,
@@ -23,6 +24,11 @@ Reported per ``K=`` line (the trainer alone):
                     importing everything (a separate process); CUDA: torch.cuda.max_memory_allocated over the
                     timed runs (reset before each)
   single_peak_mem_mb  the same for the configs trained one at a time
+
+With ``--pbt K`` a ``pbt`` line per model times population-based training (``train_population`` with ``pbt``: an
+exploit/explore step after every epoch, the worst quarter copying the best, lambda_max and lr perturbed) of K
+members against one member trained the same way, in one subprocess, both after a warm-up: ``member_epochs_per_s``
+is K * epochs / wall time, ``k1_member_epochs_per_s`` the same for K = 1, ``speedup`` their ratio.
 
 Beside it, for the K values of ``--study-ks`` (default: the largest), a ``study`` line: the whole search as a user
 runs it, ``sparsity-search launch`` in a subprocess on the quickstart study with this workload (same network,
@@ -135,6 +141,38 @@ def child(args: argparse.Namespace) -> None:
                       "peak_mem_mb": peak}))
 
 
+def pbt_child(args: argparse.Namespace) -> None:
+    """K members and one, each trained as a PBT population after a one-epoch warm-up; prints a JSON line."""
+    import torch
+
+    from sparsity_search.data import load_data
+    from sparsity_search.pbt import Range, Rules
+    from sparsity_search.population import train_population
+
+    cfgs = configs(args.model, args.k, args.epochs, args.device, args.threads)
+    data = load_data(cfgs[0], args.device)
+    rules = Rules(interval=1, fraction=0.25, perturb={"lambda_max": (0.8, 1.25), "lr": (0.8, 1.25)},
+                  ranges={"lambda_max": Range(0.01, 20.0, log=True), "lr": Range(5e-4, 1e-2, log=True)})
+    walls = {}
+    for k in (args.k, 1):
+        train_population([c.replace(epochs=1, warmup_epochs=0.0) for c in cfgs[:k]], data=data, pbt=rules)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        train_population(cfgs[:k], data=data, pbt=rules)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        walls[k] = time.perf_counter() - t0
+    print(json.dumps({"k_s": walls[args.k], "one_s": walls[1]}))
+
+
+def pbt_line(model: str, k: int, args: argparse.Namespace) -> None:
+    t = measure(model, k, "pbt", args)
+    rate, one = k * args.epochs / t["k_s"], args.epochs / t["one_s"]
+    print(f"pbt model={model} K={k} epochs={args.epochs} member_epochs_per_s={rate:.2f} "
+          f"k1_member_epochs_per_s={one:.2f} speedup={rate / one:.2f} wall_s={t['k_s']:.1f}", flush=True)
+
+
 def measure(model: str, k: int, mode: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", "--model", model, "--k", str(k), "--mode", mode,
            "--epochs", str(args.epochs), "--device", args.device, "--threads", str(args.threads),
@@ -227,18 +265,21 @@ def main() -> None:
                    help="K values that also get a whole-study line via `launch` ('max': the largest K; '': none)")
     p.add_argument("--study-rounds", type=int, default=1, metavar="R",
                    help="trials of each study line: the baseline + R * K")
+    p.add_argument("--pbt", type=int, default=0, metavar="K",
+                   help="also time a K-member PBT population against one member (a pbt line per model)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="time", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args)
+        pbt_child(args) if args.mode == "pbt" else child(args)
         return
     if args.quick:
         args.models, args.ks, args.epochs, args.repeats = "mlp", "1,2,4,8", 2, 1
-    ks = [int(k) for k in args.ks.split(",")]
-    study_ks = {max(ks)} if args.study_ks == "max" else {int(k) for k in args.study_ks.split(",") if k}
+    ks = [int(k) for k in args.ks.split(",") if k]
+    study_ks = ({max(ks)} if ks else set()) if args.study_ks == "max" else {int(k) for k in args.study_ks.split(",")
+                                                                            if k}
     for model in filter(None, args.models.split(",")):  # --models "" runs only --hypervolume
         print(f"workload: digits {model} ({'hidden 128' if model == 'mlp' else 'channels 16,32'}), T=4, batch 64, "
               f"{args.epochs} epochs, device {args.device}, threads {args.threads or 'default'}", flush=True)
@@ -253,6 +294,8 @@ def main() -> None:
                   f"failed={t['failed']['population']}/{t['failed']['single']}", flush=True)
             if k in study_ks:
                 study_line(model, k, args)
+        if args.pbt:
+            pbt_line(model, args.pbt, args)
     if args.hypervolume > 0:
         hypervolume(args.hypervolume, max(ks), args)
 

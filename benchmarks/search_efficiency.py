@@ -16,6 +16,10 @@ digits data, with the same fixed training settings and the same budget of traini
   tpe_promotion_population
                   tpe_promotion with ``population: {size: 8}``: each round trains up to 8 trials as one vectorised
                   network (new trials, or continuations of paused ones from one rung); members pause at rungs
+  pbt_population  TPE proposing the first members of populations of ``PBT_POPULATION`` trained with
+                  population-based training (``pbt``: every ``PBT["interval"]`` epochs the worst quarter takes over
+                  the weights of the best quarter and perturbs lambda_max and lr; ``--tie-break`` ranks inside a
+                  front), no early stopping: every member trains all epochs and is one trial
 
 Each (method, seed) is a real study run through the library (a temporary study file, ``api.locate``,
 ``write_snapshot``, the Optuna backend's study and ``run_worker``, as ``sparsity-search launch`` runs one
@@ -26,8 +30,11 @@ those of one worker alone; on a shared machine they are not meaningful.
 
 Budget. ``budget_trials * max_epochs`` epochs, counting every epoch any trial trained (a paused or stopped trial
 the epochs it reached, a resumed one only the epochs it added). The study runs until its trials have spent the
-budget; the trial that crosses it is ignored, as is anything after. Time is counted from the study's start to
-each trial's end (training, sampler and storage: what the user waits for), read from the storage.
+budget; the trial that crosses it is ignored, as is anything after. A trial's end is charged every epoch any trial
+had trained by then (each epoch's end is its attempt's start plus its recorded ``wall_time_s``): the members of a
+population finish together, so the first one told has already cost the whole population's epochs. Time is counted
+from the study's start to each trial's end (training, sampler and storage: what the user waits for), read from
+the storage.
 
 Reference point, one for all methods and seeds: val_accuracy 0 and 2 x spikes_per_sample of the lambda = 0
 network with the same fixed settings, trained once beforehand (``pareto.default_reference`` with a baseline row).
@@ -43,6 +50,10 @@ Printed:
   seconds random ...        the same against wall-clock seconds (tenths of the longest study's seconds)
   method=NAME epochs_to_target=E seconds_to_target=S final_hv=H ratio_epochs_vs_tpe=R1 ratio_seconds_vs_tpe=R2
   reached=N/S               means over seeds; the ratios divide by tpe's means
+  pbt_vs_fixed ...          with pbt_population and another method: the hypervolume of the union of PBT's final
+                            fronts (all seeds) against that of every fixed-schedule method's (the paper's
+                            constant, linear and annealing schedules), and how many points of each front the
+                            other front dominates
 """
 
 from __future__ import annotations
@@ -68,8 +79,11 @@ from sparsity_search.api import locate, write_snapshot  # noqa: E402
 from sparsity_search.moasha import TIE_BREAKS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("random", "tpe", "tpe_stopping", "tpe_promotion", "tpe_promotion_population")
+METHODS = ("random", "tpe", "tpe_stopping", "tpe_promotion", "tpe_promotion_population", "pbt_population")
 POPULATION = 8  # members per round of tpe_promotion_population
+PBT_POPULATION = 8  # members per population of pbt_population (16 and 8 measured: docs/benchmarks.md)
+PBT = {"interval": 3, "fraction": 0.25, "perturb": {"lambda_max": [0.8, 1.25], "lr": [0.8, 1.25]},
+       "resample_probability": 0.25}
 TARGET = 0.98
 OBJECTIVES, DIRECTIONS = ["val_accuracy", "spikes_per_sample"], ["maximize", "minimize"]
 # Fixed training settings and budget per mode, shared by all methods. Both modes train 27 epochs, so MO-ASHA has
@@ -128,25 +142,34 @@ def study_file(method: str, seed: int, mode: dict[str, Any], space: Path, result
         data["early_stopping"] = {"kind": "moasha", "mode": method.split("_")[1],
                                   "min_epochs": mode["min_epochs"], "reduction_factor": mode["reduction_factor"],
                                   "tie_break": tie_break}
-    if method.endswith("_population"):
+    if method == "tpe_promotion_population":
         data["population"] = {"size": POPULATION}
+    if method == "pbt_population":
+        data["population"] = {"size": mode.get("pbt_population", PBT_POPULATION)}
+        data["pbt"] = {**PBT, "tie_break": tie_break}
     return data
 
 
 def _attempts(study: Any) -> pd.DataFrame:
-    """Every finished trial of an Optuna study in completion order: epochs it trained itself, its end, values."""
+    """Every finished trial of an Optuna study in completion order: its end, the epochs every trial had trained by
+    then (``spent``: members of a population finish together, so the first to be told already paid for all), its
+    values."""
     from optuna.trial import TrialState
 
-    rows = []
+    rows, ends = [], []
     for t in study.get_trials(deepcopy=False):
+        if t.datetime_start is not None:  # each epoch's end: the attempt's start plus the run's elapsed seconds
+            ends += [t.datetime_start.timestamp() + m["wall_time_s"] for k, m in t.user_attrs.items()
+                     if k.startswith("epoch_")]
         if t.datetime_complete is None:
             continue
         done = t.state == TrialState.COMPLETE
         rows.append({"end": t.datetime_complete.timestamp(), "state": t.state.name,
-                     "epochs": sum(k.startswith("epoch_") for k in t.user_attrs),
                      "new": "continues" not in t.user_attrs and t.user_attrs.get("origin", t.number) == t.number,
                      **{m: (t.values[i] if done else math.nan) for i, m in enumerate(OBJECTIVES)}})
-    return pd.DataFrame(rows).sort_values("end", kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values("end", kind="stable").reset_index(drop=True)
+    table["spent"] = np.searchsorted(np.sort(ends), table["end"].to_numpy(), side="right")
+    return table
 
 
 def run_study(path: Path, budget: int, reference: list[float]) -> Curve:
@@ -176,7 +199,6 @@ def run_study(path: Path, budget: int, reference: list[float]) -> Curve:
     except BudgetSpent:
         pass
     table = _attempts(optuna.load_study(study_name=spec.name, storage=open_storage(settings.storage)))
-    table["spent"] = table["epochs"].cumsum()
     table = table[table["spent"] <= budget]
     values = table[OBJECTIVES].to_numpy(dtype=float)
     hv = pareto.hypervolume_history(values, DIRECTIONS, reference) / reference[1]
@@ -190,7 +212,9 @@ def _job(args: tuple[str, int, dict[str, Any], Path, Path, str, int, list[float]
     folder = tmp / f"{method}_{seed}"
     folder.mkdir()
     path = folder / "study.yaml"
-    n_trials = 100 * mode["budget_trials"]  # never binding: the epoch budget ends the study
+    # never binding: the epoch budget ends the study; PBT members all train every epoch, so there the budget's
+    # trials are exactly the budget (the last population is smaller when K does not divide them)
+    n_trials = mode["budget_trials"] if method == "pbt_population" else 100 * mode["budget_trials"]
     path.write_text(yaml.safe_dump(study_file(method, seed, mode, space, folder, tie_break, n_trials)))
     return method, seed, run_study(path, budget, reference)
 
@@ -234,6 +258,29 @@ def print_results(curves: dict[str, list[Curve]], budget: int, target: float) ->
               f"reached={int(summary[m][:, 2].sum())}/{len(curves[m])}")
 
 
+def print_pbt_vs_fixed(curves: dict[str, list[Curve]], reference: list[float]) -> None:
+    """PBT's final fronts (union over seeds) against those of the fixed-schedule methods (the paper's schedules)."""
+    fixed_methods = [m for m in METHODS if m != "pbt_population" and curves.get(m)]
+    if not curves.get("pbt_population") or not fixed_methods:
+        return
+
+    def front(methods: list[str]) -> np.ndarray:
+        v = np.vstack([c.values for m in methods for c in curves[m]])
+        v = v[np.isfinite(v).all(axis=1)]
+        return v[pareto.pareto_front_mask(v, DIRECTIONS)]
+
+    def beaten(points: np.ndarray, by: np.ndarray) -> int:
+        a, b = pareto.normalize(points, DIRECTIONS), pareto.normalize(by, DIRECTIONS)
+        return sum(any(pareto.dominates(q, p) for q in b) for p in a)
+
+    pbt, fixed = front(["pbt_population"]), front(fixed_methods)
+    hv = {name: pareto.hypervolume(v, DIRECTIONS, reference) / reference[1] for name, v in (("pbt", pbt),
+                                                                                          ("fixed", fixed))}
+    print(f"pbt_vs_fixed pbt_front_hv={hv['pbt']:.4f} fixed_front_hv={hv['fixed']:.4f} "
+          f"pbt_points_dominated_by_fixed={beaten(pbt, fixed)}/{len(pbt)} "
+          f"fixed_points_dominated_by_pbt={beaten(fixed, pbt)}/{len(fixed)} (fixed: {' '.join(fixed_methods)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small network and budget (a few minutes)")
@@ -244,12 +291,15 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
                         help="a TPE option for every tpe method (YAML value), e.g. constant_liar=true")
+    parser.add_argument("--pbt-population", type=int, default=PBT_POPULATION, metavar="K",
+                        help=f"members per population of pbt_population (default {PBT_POPULATION})")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="studies run at once, one process each (default: 2)")
     args = parser.parse_args()
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.budget_trials:
         mode["budget_trials"] = args.budget_trials
+    mode["pbt_population"] = args.pbt_population
     if any("=" not in option for option in args.sampler_option):
         parser.error("--sampler-option takes KEY=VALUE")
     mode["sampler_options"] = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.sampler_option)}
@@ -260,7 +310,8 @@ def main() -> None:
     print(f"# mode={'quick' if args.quick else 'full'} train={mode['train']} space={args.space.name} "
           f"seeds={args.seeds} budget_epochs={budget} ({mode['budget_trials']} x {max_epochs}) "
           f"moasha: min_epochs={mode['min_epochs']} reduction_factor={mode['reduction_factor']} "
-          f"tie_break={args.tie_break} jobs={args.jobs} tpe_options={mode['sampler_options']}")
+          f"tie_break={args.tie_break} pbt_population={args.pbt_population} pbt={PBT} jobs={args.jobs} "
+          f"tpe_options={mode['sampler_options']}")
     print(f"# reference: val_accuracy=0 spikes_per_sample={reference[1]:.1f} (2 x the lambda=0 network: "
           f"val_accuracy={base['val_accuracy']:.4f} spikes_per_sample={base['spikes_per_sample']:.1f}); "
           f"hv is a fraction of the box 1 x {reference[1]:.1f}", flush=True)
@@ -283,6 +334,7 @@ def main() -> None:
                   f"epochs_to_target={_fmt(e)}{'' if hit else '(missed)'} seconds_to_target={s:.1f} "
                   f"hv_at_budget={c.at('epochs', budget):.4f} seconds_at_budget={c.seconds[-1]:.1f}")
     print_results(curves, budget, target)
+    print_pbt_vs_fixed(curves, reference)
 
 
 if __name__ == "__main__":

@@ -174,12 +174,18 @@ class Study:
         return pareto.study_findings(self.trials(), self.spec, include_infeasible, query)
 
     def trial_config(self, number: int) -> TrainConfig:
-        """The config trial ``number`` trained, made portable (no checkpoint folder, device auto) to retrain it."""
-        records = get_backend(self.spec.backend).records(self.spec, self.settings)
-        match = [r for r in records if r.number == number and r.config]
-        if not match:
+        """The config trial ``number`` trained, made portable (no checkpoint folder, device auto) to retrain it; a
+        PBT trial's is the learned one (``piecewise`` lambda and lr along its weights' lineage)."""
+        configs = self.trial_configs([number])
+        if number not in configs:
             raise ConfigError(f"trial {number} of study {self.spec.name!r} has no recorded config")
-        return from_dict(match[0].config).replace(checkpoint_dir="", resume=False, device="auto", threads=0)
+        return configs[number]
+
+    def trial_configs(self, numbers: list[int]) -> dict[int, TrainConfig]:
+        """``trial_config`` of each of ``numbers`` that has one, reading the study once."""
+        records = get_backend(self.spec.backend).records(self.spec, self.settings)
+        return {r.number: from_dict(r.config).replace(checkpoint_dir="", resume=False, device="auto", threads=0)
+                for r in records if r.number in numbers and r.config}
 
     def baseline(self) -> dict[str, Any] | None:
         table = self.trials()

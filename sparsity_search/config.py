@@ -160,11 +160,11 @@ class TrainConfig:
     lr: Positive = 2e-3
     momentum: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.9
     weight_decay: NonNegative = 0.0
-    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
+    lr_schedule: Literal["cosine", "step", "constant", "piecewise"] = "cosine"
     lr_step_epochs: Count = 10
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.1
     # sparsity term: loss = CE + lambda(t) * S
-    schedule: Literal["constant", "linear", "annealing"] = "annealing"
+    schedule: Literal["constant", "linear", "annealing", "piecewise"] = "annealing"
     lambda_max: NonNegative = 0.0
     temperature: Positive = 0.3
     warmup_epochs: NonNegative = 0.0
@@ -176,6 +176,41 @@ class TrainConfig:
     threads: Annotated[int, Field(ge=0)] = 0  # torch intra-op threads; 0 = torch's default
     checkpoint_dir: str = ""  # "" = no checkpoints; else one file per run, rewritten every epoch
     resume: bool = False  # continue from checkpoint_dir's checkpoint when it exists
+
+    # piecewise schedules (schedule / lr_schedule: piecewise; PBT exports the ones it learned): [[epoch, value], ...]
+    # from epoch 0, epochs non-decreasing; each value holds from its epoch until the next point (schedules.Piecewise)
+    lambda_points: list[list[float]] = dataclasses.field(default_factory=list)
+    lr_points: list[list[float]] = dataclasses.field(default_factory=list)
+
+    @field_validator("lambda_points", "lr_points")
+    @classmethod
+    def _points(cls, value: list[list[float]]) -> list[list[float]]:
+        if any(len(p) != 2 for p in value):
+            raise PydanticCustomError("points", "expected [epoch, value] pairs")
+        if value and value[0][0] != 0:
+            raise PydanticCustomError("points", "the first point must be at epoch 0; got {epoch}",
+                                      {"epoch": value[0][0]})
+        for (e0, _), (e1, v1) in zip(value, value[1:]):
+            if e1 < e0:
+                raise PydanticCustomError("points", "epochs must be non-decreasing; got {e1} after {e0}",
+                                          {"e0": e0, "e1": e1})
+        if any(not (math.isfinite(e) and math.isfinite(v) and v >= 0) for e, v in value):
+            raise PydanticCustomError("points", "epochs and values must be finite and >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _piecewise_has_points(self) -> "TrainConfig":
+        for schedule, name, points in (("schedule", "lambda_points", self.lambda_points),
+                                       ("lr_schedule", "lr_points", self.lr_points)):
+            if getattr(self, schedule) == "piecewise" and not points:
+                raise PydanticCustomError("points", "{schedule}: piecewise needs {name}",
+                                          {"field": name, "schedule": schedule, "name": name})
+            if getattr(self, schedule) != "piecewise" and points:
+                raise PydanticCustomError("points", "{name} are given, but only piecewise reads them; got {value}",
+                                          {"field": schedule, "name": name, "value": getattr(self, schedule)})
+        if any(v <= 0 for _, v in self.lr_points):
+            raise PydanticCustomError("points", "learning rates must be > 0", {"field": "lr_points"})
+        return self
 
     @field_validator("model", mode="before")
     @classmethod
@@ -461,7 +496,12 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, value  # the user's: anchored to the working directory by load_config, then validated
     if _field_type(key) is str and not isinstance(value, str):
         value = raw
-    return key, getattr(from_dict({key: value}), key)
+    try:
+        return key, getattr(from_dict({key: value}), key)
+    except ConfigError as exc:
+        if exc.field == key:
+            raise
+        return key, value  # valid alone, but a rule across fields (piecewise's points): the whole config decides
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -158,6 +158,7 @@ def _check_ray_budget(flags: RunFlags, spec: StudySpec, settings: RunSettings, l
 
 def _resolve_run_flags(flags: RunFlags, spec: StudySpec, settings: RunSettings) -> None:
     from .search import check_population
+    from .search.pbt_settings import check_pbt_population
 
     settings.n_trials, settings.timeout = flags.n_trials, flags.timeout
     # The study file's train.device / train.threads hold unless the flag is given (or was, at launch).
@@ -168,7 +169,11 @@ def _resolve_run_flags(flags: RunFlags, spec: StudySpec, settings: RunSettings) 
     for name in ("workers", "trials_per_gpu", "ray_address", "cpus_per_trial", "max_concurrent", "population"):
         if getattr(flags, name) is not None:
             setattr(settings, name, getattr(flags, name))
-    check_population(spec.backend, settings.population, "--population")
+    given = settings.population is not None
+    size, field = (settings.population, "--population") if given else (spec.population.size, "population")
+    check_population(spec.backend, size, field)  # the file's too: --backend may have moved it to Ray
+    if spec.pbt is not None:
+        check_pbt_population(size, field)
     for name, limit in RUN_LIMITS.items():
         value, (op, bound) = getattr(settings, name), limit.split()
         if value is not None and not (value >= float(bound) if op == ">=" else value > float(bound)):

@@ -26,10 +26,12 @@ RESULT_KEYS = ("val_accuracy", "test_accuracy", "spikes_per_sample", "firing_rat
 
 
 def trial_columns(table: pd.DataFrame, layers: bool = False) -> pd.DataFrame:
-    """``table`` cut to the columns a user reads: trial, parameters, metrics, front and feasibility, with
-    ``layers`` the per-layer spikes (``spikes_per_sample_<layer>``) too; ``state`` only when the rows are not all
-    in one state."""
+    """``table`` cut to the columns a user reads: trial, parameters (and ``pbt`` when any trial's schedule was
+    learned: its parameters are then the first draw), metrics, front and feasibility, with ``layers`` the per-layer
+    spikes (``spikes_per_sample_<layer>``) too; ``state`` only when the rows are not all in one state."""
     params = [c for c in table.columns if c.startswith("params_")]
+    if "pbt" in table.columns and table["pbt"].any():
+        params.append("pbt")
     per_layer = [c for c in table.columns if c.startswith(LAYER_PREFIX)] if layers else []
     columns = [c for c in ("trial", *params, *TRIAL_COLUMNS, *per_layer) if c in table.columns]
     if "state" in table.columns and table["state"].nunique() > 1:

@@ -87,12 +87,12 @@ def plot_curves(d: ReportData, full_range: bool = False) -> Figure:
     """Validation accuracy, spikes per sample and lambda(t) per epoch of the front trials (baseline dashed)."""
     fig, axes = plt.subplots(3, 1, figsize=(7.2, 8.0), sharex=True)
     panels = (("val_accuracy", "val accuracy (%)", 100.0), ("spikes_per_sample", "spikes per sample", 1.0),
-              ("lambda", "λ(t) at epoch end", 1.0))
+              ("lambda", d.lambda_title(), 1.0))
     for n, rows in _shown(d):
         style = dict(color=BASELINE, ls="--") if _is_baseline(d, n) else {}
         for ax, (key, _, scale) in zip(axes, panels):
-            ax.plot([r["epoch"] for r in rows], [scale * r.get(key, float("nan")) for r in rows], marker="o", ms=3,
-                    label=f"trial {n}", **style)
+            ax.plot([r["epoch"] for r in rows], [scale * (float("nan") if v is None else v) for v in d.curve(n, key)],
+                    marker="o", ms=3, label=f"trial {n}", **style)
     for ax, (_, label, _) in zip(axes, panels):
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

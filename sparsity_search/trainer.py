@@ -23,7 +23,7 @@ from .data import DataSplits, load_data
 from .devices import autocast
 from .errors import DivergedError
 from .loss import layer_weights, sparsity_loss, spike_term
-from .schedules import lr_factor, make_lambda_schedule
+from .schedules import lr_at, make_lambda_schedule
 from .snn import SpikingNet, build_model, encode
 from .training import (ARCHITECTURE_KEYS, CHECKPOINT, EVAL_BATCH, Report, epoch_metrics, evaluate_members,
                        load_checkpoint, make_optimizer, result_row, save_checkpoint, setup)
@@ -81,7 +81,7 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
         for step, (x, y) in enumerate(data.train_batches(cfg.batch_size, gen)):
             lam = schedule.lambda_at(epoch, step)
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg, epoch, step, steps_per_epoch)
+                group["lr"] = lr_at(cfg, epoch, step, steps_per_epoch)
             x_seq = encode(x, cfg.timesteps, cfg.encoding, gen)
             with autocast(device, amp):
                 out = model(x_seq)

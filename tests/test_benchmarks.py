@@ -58,7 +58,7 @@ def test_python_benchmarks_take_the_flags_gpu_check_passes(script: str) -> None:
 def test_search_efficiency_smoke_run_prints_one_line_per_method(tmp_path: Path) -> None:
     """A tiny real run (one seed, a budget of two full trials): each method trains through the library and gets the
     issue's summary line, with the ratios against plain TPE."""
-    methods = ["tpe", "tpe_promotion_population"]
+    methods = ["tpe", "tpe_promotion_population", "pbt_population"]
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"), "--quick", "--seeds",
                            "1", "--budget-trials", "2", "--jobs", "1", "--methods", *methods],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
@@ -67,7 +67,9 @@ def test_search_efficiency_smoke_run_prints_one_line_per_method(tmp_path: Path) 
                r"ratio_epochs_vs_tpe=[\d.]+ ratio_seconds_vs_tpe=[\d.]+ reached=[01]/1")
     lines = re.findall(pattern, proc.stdout)
     assert lines == methods, proc.stdout
-    assert "ratio_epochs_vs_tpe=1.00 ratio_seconds_vs_tpe=1.00" in proc.stdout.splitlines()[-2]
+    assert "ratio_epochs_vs_tpe=1.00 ratio_seconds_vs_tpe=1.00" in proc.stdout.splitlines()[-4]
+    assert re.search(r"pbt_vs_fixed pbt_front_hv=[\d.]+ fixed_front_hv=[\d.]+ pbt_points_dominated_by_fixed=\d+/\d+ ",
+                     proc.stdout), proc.stdout
     # the population method really trained populations: several trials sampled within the small budget
     sampled = re.search(r"# seed=0 method=tpe_promotion_population sampled=(\d+)", proc.stdout)
     assert sampled is not None and int(sampled.group(1)) >= 2, proc.stdout

@@ -19,7 +19,7 @@ def test_defaults_are_valid_and_leak_follows_neuron_and_tau():
     ("lambda_max", -0.1, "lambda_max: must be >= 0.0"),
     ("timesteps", 0, "timesteps: must be >= 1"),
     ("lr", 0.0, "lr: must be > 0.0"),
-    ("schedule", "cosine", "schedule: must be one of constant, linear, annealing"),
+    ("schedule", "cosine", "schedule: must be one of constant, linear, annealing, piecewise"),
     ("timesteps", 2.5, "timesteps: expected int"),
     ("hidden", [64, "a"], "hidden: expected a list of int"),
     ("lr", float("nan"), "lr: must be finite"),
@@ -150,3 +150,30 @@ def test_config_and_study_files_report_the_same_problem_in_the_same_words(tmp_pa
         load_study_file(write_study(tmp_path, train={"epochs": 2, "lr": -1.0}))
     assert str(config_error.value) == "lr: must be > 0.0; got -1.0"
     assert str(study_error.value).endswith("train.lr: must be > 0.0; got -1.0")
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"schedule": "piecewise"}, "lambda_points: schedule: piecewise needs lambda_points"),
+    ({"lr_schedule": "piecewise"}, "lr_points: lr_schedule: piecewise needs lr_points"),
+    ({"lambda_points": [[0, 1.0]]}, "schedule: lambda_points are given, but only piecewise reads them; got annealing"),
+    ({"schedule": "piecewise", "lambda_points": [[0, 1.0], [3, 2.0], [2, 0.5]]},
+     "lambda_points: epochs must be non-decreasing; got 2.0 after 3.0"),
+    ({"schedule": "piecewise", "lambda_points": [[0, 1.0], [-1, 2.0]]}, "lambda_points: epochs must be non-decr"),
+    ({"schedule": "piecewise", "lambda_points": [[1, 1.0]]}, "lambda_points: the first point must be at epoch 0"),
+    ({"schedule": "piecewise", "lambda_points": [[0, -1.0]]}, "lambda_points: epochs and values must be finite"),
+    ({"schedule": "piecewise", "lambda_points": [[0, 1.0, 2.0]]}, "lambda_points: expected [epoch, value] pairs"),
+    ({"lr_schedule": "piecewise", "lr_points": [[0, 0.0]]}, "lr_points: learning rates must be > 0"),
+])
+def test_bad_piecewise_points_name_the_field(values, message):
+    with pytest.raises(ConfigError) as info:
+        from_dict(values, "cfg.yaml")
+    assert str(info.value).startswith("cfg.yaml: " + message) and "\n" not in str(info.value)
+
+
+def test_piecewise_configs_load_from_yaml_and_flags(tmp_path):
+    path = tmp_path / "best.yaml"
+    path.write_text("schedule: piecewise\nlambda_points: [[0, 0.5], [2, 1], [2, 1.5]]\n")
+    cfg = load_config(path, dict([parse_override("lr_schedule=piecewise"), parse_override("lr_points=[[0, 0.001]]")]))
+    assert cfg.lambda_points == [[0, 0.5], [2, 1], [2, 1.5]] and cfg.lr_points == [[0, 0.001]]
+    save_config(cfg, tmp_path / "again.yaml")
+    assert load_config(tmp_path / "again.yaml") == cfg

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from sparsity_search.config import TrainConfig
-from sparsity_search.schedules import Annealing, Constant, Linear, _Timeline, lr_factor, make_lambda_schedule
+from sparsity_search.schedules import (Annealing, Constant, Linear, Piecewise, _Timeline, lr_at, lr_factor,
+                                      make_lambda_schedule)
 
 STEPS = 10
 
@@ -62,3 +63,20 @@ def test_lr_factor_cosine_and_step():
     step = cfg.replace(lr_schedule="step", lr_step_epochs=2, lr_gamma=0.5)
     assert [lr_factor(step, e, 0, STEPS) for e in range(4)] == [1.0, 1.0, 0.5, 0.5]
     assert lr_factor(cfg.replace(lr_schedule="constant"), 3, 5, STEPS) == 1.0
+
+
+def test_piecewise_holds_each_value_from_its_epoch_until_the_next_point():
+    sched = Piecewise(((0.0, 0.5), (2.0, 1.0), (2.0, 1.5), (3.5, 0.1)), STEPS)
+    assert [sched.lambda_at(e, 0) for e in range(5)] == [0.5, 0.5, 1.5, 1.5, 0.1]  # a jump at 2: the later wins
+    assert sched.lambda_at(1, STEPS - 1) == 0.5 and sched.lambda_at(3, 4) == 1.5 and sched.lambda_at(3, 5) == 0.1
+    cfg = TrainConfig(schedule="piecewise", lambda_points=[[0, 0.5], [2, 1.0]], lr_schedule="piecewise",
+                      lr_points=[[0, 1e-3], [1, 5e-4]], epochs=4)
+    assert make_lambda_schedule(cfg, STEPS).lambda_at(3, 9) == 1.0
+    assert [lr_at(cfg, e, 3, STEPS) for e in range(3)] == [1e-3, 5e-4, 5e-4]  # absolute, not a factor of lr
+
+
+def test_lr_at_is_lr_times_the_factor_for_every_other_schedule():
+    for schedule in ("cosine", "step", "constant"):
+        cfg = TrainConfig(epochs=4, lr=3e-3, lr_schedule=schedule, lr_step_epochs=1)
+        assert [lr_at(cfg, e, s, STEPS) for e in range(4) for s in (0, 7)] == \
+            [3e-3 * lr_factor(cfg, e, s, STEPS) for e in range(4) for s in (0, 7)]

@@ -2,6 +2,7 @@
 
     from sparsity_search.population import population_key, train_population
     rows = train_population(cfgs)          # rows[k] == train(cfgs[k]) up to float rounding, or its exception
+    rows = train_population(cfgs, pbt=sparsity_search.pbt.Rules(...))   # population-based training (``_pbt``)
 """
 
 from ._net import PopulationNet

@@ -163,6 +163,14 @@ class PopulationNet(nn.Module):
         self.k = len(keep)
         self.set_members(cfgs)
 
+    def copy_member(self, dst: int, src: int, cfgs: Sequence[TrainConfig]) -> None:
+        """Member ``dst`` becomes a copy of member ``src``: weights and BatchNorm statistics, slice to slice on their
+        device (PBT's exploit); ``cfgs`` hold the members' settings afterwards (the neuron constants follow them)."""
+        with torch.no_grad():
+            for t in (*self.weights, *self.stats):
+                t[dst] = t[src]
+        self.set_members(cfgs)
+
     def member_state(self, k: int) -> dict[str, Tensor]:
         """Member k as its ``SpikingNet``'s state_dict: what ``train`` would checkpoint for it."""
         values = {name: w[k].detach().clone() for name, w in zip(self.weight_names, self.weights)}

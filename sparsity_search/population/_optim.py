@@ -31,9 +31,10 @@ class PopulationOptimizer:
         self.adam = cfgs[0].optimizer == "adam"
         self.steps = 0
         self.state: list[list[Tensor]] = [[] for _ in self.params]
-        self._set(cfgs)
+        self.set_members(cfgs)
 
-    def _set(self, cfgs: Sequence[TrainConfig]) -> None:
+    def set_members(self, cfgs: Sequence[TrainConfig]) -> None:
+        """The per-member weight decay and momentum of ``cfgs``."""
         dev = self.params[0].device
         self.weight_decay = torch.tensor([c.weight_decay for c in cfgs], device=dev)
         self.momentum = torch.tensor([c.momentum for c in cfgs], device=dev)
@@ -44,7 +45,16 @@ class PopulationOptimizer:
         """Keep the members at ``keep``; ``params`` are the network's re-stacked parameters."""
         self.params = list(params)
         self.state = [[s[keep].contiguous() for s in st] for st in self.state]
-        self._set(cfgs)
+        self.set_members(cfgs)
+
+    def copy_member(self, dst: int, src: int, cfgs: Sequence[TrainConfig]) -> None:
+        """Member ``dst`` takes member ``src``'s state (moments or momentum buffers; the step count is shared) and
+        ``cfgs``' per-member constants, on the device (PBT's exploit)."""
+        with torch.no_grad():
+            for st in self.state:
+                for s in st:
+                    s[dst] = s[src]
+        self.set_members(cfgs)
 
     def member_state(self, k: int, cfg: TrainConfig, order: Sequence[int], lr: float) -> dict[str, Any]:
         """Member k's state as ``training.make_optimizer(cfg, ...)``'s state_dict; ``order[i]`` is the index in

@@ -16,6 +16,10 @@ Mirrors ``trainer.train`` step for step, with the same shared pieces (``training
   format: its own network, optimizer state and history). With ``resume``, members resume from theirs; they must
   all have one from the same epoch, or none (``resumable_epoch`` tells which group a config belongs to).
 * ``wall_time_s`` in a member's metrics is the population's elapsed time (its members share every second).
+* Population-based training (``pbt``: ``sparsity_search.pbt.Rules``): every ``interval`` epochs the worst members
+  copy the best (weights, optimizer state, settings) and explore; lambda and lr are held per epoch, and each
+  member's row holds the ``piecewise`` config that replays what its final weights were trained with (``_pbt``).
+  Without an exploit step that config's ``train`` row equals the member's row, as for any population.
 """
 
 from __future__ import annotations
@@ -26,24 +30,25 @@ import time
 from typing import Any, Hashable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import DataSplits, load_data
 from ..devices import autocast
 from ..errors import ConfigError, DivergedError
-from ..loss import layer_weights
-from ..schedules import lr_factor, make_lambda_schedule
+from ..loss import member_coefficients, member_losses, member_spike_terms
+from ..pbt import Rules
+from ..schedules import lr_at, make_lambda_schedule
 from ..snn import build_model, encode
 from ..training import (Report, epoch_metrics, evaluate_members, load_checkpoint, result_row, save_checkpoint,
                         setup)
+from . import _pbt
 from ._net import PopulationNet
 from ._optim import PopulationOptimizer
 
 # Fields members may differ in; every other TrainConfig field must be equal across a population.
 PER_MEMBER = ("lambda_max", "schedule", "temperature", "warmup_epochs", "layer_weights", "lr", "lr_schedule",
               "lr_step_epochs", "lr_gamma", "momentum", "weight_decay", "beta", "tau", "threshold",
-              "surrogate_slope", "checkpoint_dir", "resume")
+              "surrogate_slope", "lambda_points", "lr_points", "checkpoint_dir", "resume")
 USER_MODELS_ALONE = ("a user model trains one trial at a time: its neurons keep state in their modules and the spike "
                      "functions of snnTorch, norse and sinabs do not run under torch.func.vmap; run trials side by "
                      "side with --workers N (or --gpus) instead of a population")
@@ -78,16 +83,24 @@ def _resume_states(cfgs: Sequence[TrainConfig]) -> list[dict[str, Any]] | None:
 
 
 class _Population:
-    """The live members: the stacked net and optimizer plus, per member, its config, schedule and spike weights."""
+    """The live members: the stacked net and optimizer plus, per member, its config, schedule and spike weights.
+
+    With ``held`` (PBT) lambda and lr are constant per epoch, configs and lineages resume from the checkpoints, and
+    ``copy_member`` lets one member take over another (``_pbt``).
+    """
 
     def __init__(self, cfgs: Sequence[TrainConfig], data: DataSplits, device: torch.device, steps_per_epoch: int,
-                 states: Sequence[dict[str, Any]] | None) -> None:
+                 states: Sequence[dict[str, Any]] | None, held: bool = False) -> None:
         members = []
         for k, cfg in enumerate(cfgs):
             torch.manual_seed(cfg.seed)  # exactly train()'s initialisation of this member
             members.append(build_model(cfg, data.input_shape, data.num_classes).to(device))
             if states is not None:
                 members[-1].load_state_dict(states[k]["model"])
+        self.held = held
+        self.lineage: list[list[list[float]]] = [[] for _ in cfgs]  # PBT: [[lambda, lr], ...] of each one's weights
+        if held and states is not None:
+            cfgs, self.lineage = (list(x) for x in zip(*(_pbt.resumed(c, s, PER_MEMBER) for c, s in zip(cfgs, states))))
         self.net = PopulationNet(members, cfgs)
         self.optimizer = PopulationOptimizer(self.net.weights, cfgs)
         # torch numbers a member's optimizer state by its parameters' order; ours are stacked in layer order
@@ -97,24 +110,47 @@ class _Population:
             self.optimizer.load_members([s["optimizer"] for s in states], self.order)
         self.ids = list(range(len(cfgs)))  # positions in the caller's list
         self.cfgs = list(cfgs)
+        self.steps_per_epoch = steps_per_epoch
         self.schedules = [make_lambda_schedule(c, steps_per_epoch) for c in cfgs]
         self.neurons = [layer.neurons for layer in self.net.template.spiking_layers]
         self._device = device
         self._set_weights()
 
     def _set_weights(self) -> None:
-        """Per layer and member: w_l / N_l, so S_k = sum_l coef[l, k] * spikes[l, k] / (B * T) (``loss.spike_term``)."""
-        w = [layer_weights(self.neurons, c.layer_weights) for c in self.cfgs]
-        self.coef = torch.tensor([[wk[l] / n for wk in w] for l, n in enumerate(self.neurons)],
-                                 dtype=torch.float32, device=self._device)
+        """Per layer and member: w_l / N_l (``loss.member_coefficients``)."""
+        self.coef = member_coefficients(self.neurons, [c.layer_weights for c in self.cfgs], self._device)
+
+    def lambda_at(self, i: int, epoch: int, step: int) -> float:
+        return self.schedules[i].lambda_at(epoch, self.steps_per_epoch - 1 if self.held else step)
+
+    def lr_at(self, i: int, epoch: int, step: int) -> float:
+        return lr_at(self.cfgs[i], epoch, 0 if self.held else step, self.steps_per_epoch)
+
+    def set_config(self, i: int, cfg: TrainConfig) -> None:
+        """Member ``i`` trains on with ``cfg``'s per-member settings."""
+        self.cfgs[i] = cfg
+        self.schedules[i] = make_lambda_schedule(cfg, self.steps_per_epoch)
+        self.net.set_members(self.cfgs)
+        self.optimizer.set_members(self.cfgs)
+        self._set_weights()
+
+    def copy_member(self, dst: int, src: int) -> None:
+        """Member ``dst`` takes over member ``src``: weights, statistics, optimizer state, settings, lineage."""
+        self.cfgs[dst] = _pbt.inherited(self.cfgs[src], self.cfgs[dst], PER_MEMBER)
+        self.net.copy_member(dst, src, self.cfgs)
+        self.optimizer.copy_member(dst, src, self.cfgs)
+        self.lineage[dst] = [list(p) for p in self.lineage[src]]
+        self.set_config(dst, self.cfgs[dst])
 
     def save(self, i: int, gen: torch.Generator, epoch: int, history: list[dict[str, Any]], lr: float) -> None:
-        """Write the checkpoint of the member at position ``i``, as ``train`` would after ``epoch`` epochs."""
+        """Write the checkpoint of the member at position ``i``, as ``train`` would after ``epoch`` epochs (its current
+        config; in PBT mode with its lineage)."""
         cfg = self.cfgs[i]
         if cfg.checkpoint_dir:
+            extra = {_pbt.LINEAGE: self.lineage[i]} if self.held else {}
             save_checkpoint(cfg, model=self.net.member_state(i),
                             optimizer=self.optimizer.member_state(i, cfg, self.order, lr),
-                            generator=gen.get_state(), epoch=epoch, history=history)
+                            generator=gen.get_state(), epoch=epoch, history=history, **extra)
 
     def drop(self, positions: set[int]) -> None:
         """Remove the members at these positions of the current population."""
@@ -123,10 +159,27 @@ class _Population:
         self.ids = [self.ids[i] for i in keep]
         self.cfgs = [self.cfgs[i] for i in keep]
         self.schedules = [self.schedules[i] for i in keep]
+        self.lineage = [self.lineage[i] for i in keep]
         if keep:
             self.net.select(index, self.cfgs)
             self.optimizer.select(index, self.cfgs, self.net.weights)
             self._set_weights()
+
+
+def _pbt_step(pop: _Population, rules: Rules, epoch: int, epochs: int, metrics: dict[int, dict[str, Any]],
+              labels: Sequence[Any]) -> None:
+    """PBT after ``epoch`` epochs: record each member's perturbed values in its metrics, extend its lineage, and at an
+    exploit step let the losers take over the winners and explore (``weights_from`` names the winner)."""
+    for i, m in metrics.items():
+        m["pbt"] = _pbt.values(pop.cfgs[i], rules)
+        pop.lineage[i].append([m["lambda"], m["lr"]])
+    if not rules.is_step(epoch, epochs):
+        return
+    pairs, rng = _pbt.ranked_pairs(rules, epoch, metrics)
+    for dst, src in pairs.items():
+        pop.copy_member(dst, src)
+        pop.set_config(dst, _pbt.explored(pop.cfgs[dst], rules, rng))
+        metrics[dst]["pbt"]["weights_from"] = labels[pop.ids[src]]
 
 
 def evaluate_population(net: PopulationNet, data: DataSplits, split: str, cfg: TrainConfig,
@@ -136,12 +189,14 @@ def evaluate_population(net: PopulationNet, data: DataSplits, split: str, cfg: T
 
 
 def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | None] | None = None,
-                     data: DataSplits | None = None) -> list[dict[str, Any] | Exception]:
+                     data: DataSplits | None = None, pbt: Rules | None = None,
+                     labels: Sequence[Any] | None = None) -> list[dict[str, Any] | Exception]:
     """Train ``cfgs`` (equal ``population_key``) together; entry k is ``train(cfgs[k])``'s row or its exception.
 
     Exceptions are those ``train`` would raise for that member (``DivergedError``) or what ``reports[k]`` raised;
     anything else (bad data, out of memory, members' checkpoints at different epochs) propagates and fails the
-    whole population.
+    whole population. With ``pbt`` the members exploit and explore (module docstring); a row's ``config`` is then
+    the learned ``piecewise`` config, and ``labels[k]`` (default: k) names member k in the others' records.
     """
     if not cfgs:
         return []
@@ -160,7 +215,8 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     n_train = data.size("train")
     steps_per_epoch = math.ceil(n_train / cfg0.batch_size)
     states = _resume_states(cfgs)
-    pop = _Population(cfgs, data, device, steps_per_epoch, states)
+    pop = _Population(cfgs, data, device, steps_per_epoch, states, held=pbt is not None)
+    labels = list(range(len(cfgs))) if labels is None else list(labels)
     gen = torch.Generator(device=device).manual_seed(cfg0.seed)  # shared: every member's own order (same seed)
     start_epoch, histories = 0, [[] for _ in cfgs]
     if states is not None:
@@ -177,15 +233,14 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
         lams = [0.0] * len(pop.ids)
         lrs = [c.lr for c in pop.cfgs]
         for step, (x, y) in enumerate(data.train_batches(cfg0.batch_size, gen)):
-            lams = [s.lambda_at(epoch, step) for s in pop.schedules]
-            lrs = [c.lr * lr_factor(c, epoch, step, steps_per_epoch) for c in pop.cfgs]
+            lams = [pop.lambda_at(i, epoch, step) for i in range(len(pop.ids))]
+            lrs = [pop.lr_at(i, epoch, step) for i in range(len(pop.ids))]
             lam_t = torch.tensor(lams, device=device)
             x_seq = encode(x, timesteps, cfg0.encoding, gen)
             with autocast(device, amp):
                 logits, spikes = pop.net(x_seq)
-            s = (pop.coef * spikes.float()).sum(0) / (len(y) * timesteps)  # [K]
-            ce = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(len(pop.ids)), reduction="none")
-            loss = ce.view(len(pop.ids), -1).mean(1) + lam_t * s
+            s = member_spike_terms(spikes, pop.coef, len(y), timesteps)
+            loss = member_losses(logits, y, s, lam_t)
             pop.optimizer.zero_grad()
             loss.sum().backward()  # members share no parameter: each slice gets its own loss's gradient
             pop.optimizer.step(torch.tensor(lrs, device=device))
@@ -198,15 +253,17 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
                 gone.add(i)
         accs, stats = evaluate_population(pop.net, data, "val", cfg0, amp)
         elapsed = time.perf_counter() - t0
-        for i, member in enumerate(pop.ids):
-            if i in gone:
-                continue
-            metrics = epoch_metrics(epoch + 1, train_loss[i], lams[i], lrs[i], accs[i], stats[i], elapsed)
-            histories[member].append(metrics)
+        metrics = {i: epoch_metrics(epoch + 1, train_loss[i], lams[i], lrs[i], accs[i], stats[i], elapsed)
+                   for i in range(len(pop.ids)) if i not in gone}
+        if pbt is not None:
+            _pbt_step(pop, pbt, epoch + 1, cfg0.epochs, metrics, labels)
+        for i, m in metrics.items():
+            member = pop.ids[i]
+            histories[member].append(m)
             pop.save(i, gen, epoch + 1, histories[member], lrs[i])
             if reports[member] is not None:
                 try:
-                    reports[member](epoch + 1, metrics)
+                    reports[member](epoch + 1, m)
                 except Exception as exc:  # noqa: BLE001 - the caller's decision to stop this member
                     results[member] = exc
                     gone.add(i)
@@ -216,6 +273,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
     if pop.ids:
         accs, stats = evaluate_population(pop.net, data, "test", cfg0, amp)
         for i, member in enumerate(pop.ids):
+            cfg = cfgs[member] if pbt is None else _pbt.learned_config(pop.cfgs[i], pop.lineage[i])
             results[member] = result_row(histories[member], accs[i], stats[i], start_epoch,
-                                         time.perf_counter() - t0, cfgs[member])
+                                         time.perf_counter() - t0, cfg)
     return results  # type: ignore[return-value]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..pareto.boundary import BoundaryFinding, boundary_findings
+from ..schedules import make_lambda_schedule
 from .history import Rows, epoch_histories, layer_spikes
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class ReportData:
     params: list[str]
     summary: list[tuple[str, str]]
     min_accuracy: float | None
+    # PBT trials: lambda per epoch of the schedule their final weights were trained with (learned, through every
+    # exploit step); their histories' ``lambda`` is what their own slot used
+    learned: dict[int, list[float]] = field(default_factory=dict)
     boundary: list[BoundaryFinding] = field(default_factory=list)  # bounds the front sits on (pareto.boundary)
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
@@ -57,6 +61,15 @@ class ReportData:
     def relative(self) -> bool:
         """Axes relative to the lambda = 0 baseline (reduction %, accuracy change) rather than absolute."""
         return self.baseline is not None
+
+    def curve(self, n: int, key: str) -> list[Any]:
+        """Trial ``n``'s per-epoch values of ``key`` (None where missing); a PBT trial's lambda is its learned one."""
+        if key == "lambda" and n in self.learned:
+            return list(self.learned[n])
+        return [r.get(key) for r in self.histories.get(n, [])]
+
+    def lambda_title(self) -> str:
+        return "λ(t) learned by PBT" if self.learned else "λ(t) at epoch end"
 
     def answer_labels(self) -> dict[int, list[str]]:
         """Each answering trial with the labels of the queries it answers (one point can answer several)."""
@@ -144,14 +157,24 @@ def gather(study: "Study") -> ReportData:
         hv = [(int(t), float(v)) for t, v in zip(counted["trial"], values)]
     shown = set(front["trial"].astype(int)) | ({int(base["trial"])} if base is not None else set())
     histories = epoch_histories(study, shown)
+    learned = _learned(study, {n: len(histories[n]) for n in set(front["trial"].astype(int)) & set(histories)})
     params = [c for c in table.columns if c.startswith("params_")]
     answers = _answers(study) if has_done else {}
     marked = {label: [trial] for label, trial in answers.items() if trial is not None}
     return ReportData(study_name=spec.name, backend=spec.backend, accuracy=acc, cost=cost, trials=table,
                       front=front, baseline=base, answers=answers, hv_history=hv,
                       histories=histories, layers={n: layer_spikes(r) for n, r in histories.items()},
-                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc,
+                      params=params, summary=_summary(study, table, base), min_accuracy=min_acc, learned=learned,
                       boundary=boundary_findings(front, spec.space(), marked, spec.search_space_file, spec.fixed()))
+
+
+def _learned(study: "Study", epochs: dict[int, int]) -> dict[int, list[float]]:
+    """The learned lambda per epoch (held within it) of the given PBT trials, read from their learned configs."""
+    if study.spec.pbt is None or not epochs:
+        return {}
+    configs = study.trial_configs(list(epochs))
+    return {n: [make_lambda_schedule(cfg, 1).lambda_at(e, 0) for e in range(epochs[n])]
+            for n, cfg in configs.items() if cfg.schedule == "piecewise"}
 
 
 def _to_x(values: Any, base: dict[str, Any] | None, cost: str) -> Any:
@@ -210,6 +233,9 @@ def _summary(study: "Study", table: pd.DataFrame, base: dict[str, Any] | None) -
             ("constraints", constraints),
             ("early stopping", "none" if stopping.kind == "none" else
              f"{stopping.kind} (min_epochs {stopping.min_epochs}, reduction factor {stopping.reduction_factor})"),
+            *([("population-based training", f"population {spec.population.size}, interval {spec.pbt.interval}, "
+                f"fraction {spec.pbt.fraction:g}, perturb {spec.pbt.perturb}, resample probability "
+                f"{spec.pbt.resample_probability:g}, tie-break {spec.pbt.tie_break}")] if spec.pbt else []),
             ("budget", budget), ("trials", f"{len(table)} ({states})" if len(table) else "none yet"),
             ("backend", f"{spec.backend}, storage {study.settings.storage}")]
     if base is not None:

@@ -145,7 +145,7 @@ def _trial_colours(d: ReportData) -> dict[int, str]:
 def curves_figure(d: ReportData) -> go.Figure:
     """Validation accuracy, spikes per sample and lambda(t) per epoch for the front's trials (and the baseline)."""
     panels = (("val_accuracy", "val accuracy (%)", 100.0), ("spikes_per_sample", "spikes per sample", 1.0),
-              ("lambda", "λ(t) at epoch end", 1.0))
+              ("lambda", d.lambda_title(), 1.0))
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=[p[1] for p in panels])
     for n, colour in _trial_colours(d).items():
@@ -153,7 +153,7 @@ def curves_figure(d: ReportData) -> go.Figure:
         epochs = [r.get("epoch") for r in rows]
         for i, (key, _, scale) in enumerate(panels):
             fig.add_trace(go.Scatter(
-                x=epochs, y=[scale * r[key] if r.get(key) is not None else None for r in rows], mode="lines+markers",
+                x=epochs, y=[scale * v if v is not None else None for v in d.curve(n, key)], mode="lines+markers",
                 name=f"trial {n}", legendgroup=str(n), showlegend=i == 0, customdata=[n] * len(rows),
                 line=dict(color=colour, dash="dash" if colour == BASELINE else "solid"), marker=dict(size=5),
                 hovertemplate=f"trial {n}<br>epoch %{{x}}<br>{key}: %{{y:.4g}}<extra></extra>"), row=i + 1, col=1)

@@ -71,7 +71,10 @@ def render(d: ReportData, full_range: bool = False) -> str:
                   divs["history"]]
     if "curves" in divs:
         parts += ["<h2>Front trials per epoch</h2><p class='hint'>Validation accuracy, spikes per sample and λ(t) "
-                  "of the front's trials, baseline dashed; click a legend entry to hide a trial.</p>", divs["curves"],
+                  "of the front's trials, baseline dashed; click a legend entry to hide a trial." +
+                  (" λ(t) of a PBT trial is the schedule it learned: the one its final weights were trained with, "
+                   "through every exploit step (its exported config replays it)." if d.learned else "") + "</p>",
+                  divs["curves"],
                   "<h2>Front trials per layer</h2><p class='hint'>Spikes per sample of each spiking layer at the "
                   "last epoch (validation split).</p>", divs["layers"]]
     parts += ["<h2>Study</h2>", _summary_table(d),

@@ -31,7 +31,8 @@ FLAGS = ("n_trials", "timeout", "population", "workers", "gpus", "trials_per_gpu
 # Flags that together say how trials are laid out on this machine: given one, the recorded others do not apply.
 LAYOUT = ("workers", "gpus", "trials_per_gpu")
 # Study-file fields that decide what a trial trains and how it is judged: changing one mixes incomparable trials.
-SHAPING = ("dataset", "model", "train", "search_space", "objectives", "constraints", "early_stopping", "baseline")
+SHAPING = ("dataset", "model", "train", "search_space", "objectives", "constraints", "early_stopping", "baseline",
+           "pbt")
 # train: fields that say where a trial runs, not what it trains: they may differ between machines and runs.
 MACHINE_KEYS = ("device", "threads", "data_dir", "download")
 

@@ -59,18 +59,21 @@ def trials_table(records: list[TrialRecord], spec: StudySpec) -> pd.DataFrame:
     Per-layer spikes (``spikes_per_sample_<layer>``, the layer names of the study's network) follow the metrics.
 
     ``is_feasible`` says whether the trial meets the study's constraints; ranks count feasible trials only.
+    ``pbt`` says that the trial's schedule was learned by population-based training (its ``params_*`` are the
+    sampler's first draw; its config, the learned ``piecewise`` schedules).
     """
     names = spec.space().names()
     layers = layer_columns(records)
     rows = []
     for r in sorted(records, key=lambda r: r.number):
-        row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline}
+        row: dict[str, Any] = {"trial": r.number, "state": r.state, "is_baseline": r.is_baseline,
+                               "pbt": spec.pbt is not None and not r.is_baseline}  # a learned schedule
         row.update({f"params_{n}": r.params.get(n) for n in names})
         row.update({m: r.metrics.get(m) for m in (*METRIC_COLUMNS, *layers)})
         row.update(epochs=r.epochs, duration_s=r.duration_s, fail_reason=r.fail_reason,
                    is_feasible=is_feasible(spec, r.metrics))
         rows.append(row)
-    columns = ["trial", "state", "is_baseline", *(f"params_{n}" for n in names), *METRIC_COLUMNS, *layers,
+    columns = ["trial", "state", "is_baseline", "pbt", *(f"params_{n}" for n in names), *METRIC_COLUMNS, *layers,
                "epochs", "duration_s", "fail_reason", "is_feasible"]
     table = pd.DataFrame(rows, columns=columns)
     for m in (*METRIC_COLUMNS, *layers):

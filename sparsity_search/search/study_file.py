@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..moasha import TieBreak
 from ..validation import Strict, format_validation_error
 from . import _samplers
+from .pbt_settings import PBTSettings, check_pbt
 from .space import SearchSpace, parse_space
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class StudySpec(Strict):
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     heartbeat: Heartbeat = Field(default_factory=Heartbeat)
     population: Population = Field(default_factory=Population)
+    pbt: PBTSettings | None = None  # population-based training of each population round (pbt_settings)
     ray: RaySettings = Field(default_factory=RaySettings)
     # Recorded by parse_study, not written by users: the file to edit to change the search space (the search-space
     # file, or the study file of an inline space), absolute; kept in snapshots so boundary notes can name it.
@@ -279,6 +281,9 @@ def parse_study(data: Any, source: str, base_dir: Path) -> StudySpec:
     spec.space().check_against({k: fixed[k] for k in spec.fixed()}, source)
     _check_sampler_options(spec, source)
     check_population(spec.backend, spec.population.size, "population", source)
+    if spec.pbt is not None:
+        check_pbt(spec.pbt, spec.space(), fixed["epochs"], spec.population.size, spec.early_stopping.kind,
+                  spec.objective_names, source)
     return spec
 
 

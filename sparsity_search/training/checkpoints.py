@@ -28,15 +28,16 @@ def checkpoint_path(cfg: TrainConfig) -> Path | None:
 
 
 def save_checkpoint(cfg: TrainConfig, *, model: dict[str, Any], optimizer: dict[str, Any], generator: torch.Tensor,
-                    epoch: int, history: list[dict[str, Any]]) -> None:
-    """Write the checkpoint of ``cfg``'s run after ``epoch`` epochs; a crash while saving leaves the previous one."""
+                    epoch: int, history: list[dict[str, Any]], **extra: Any) -> None:
+    """Write the checkpoint of ``cfg``'s run after ``epoch`` epochs; a crash while saving leaves the previous one.
+    ``extra`` entries are stored beside (a PBT member's lineage); ``train`` ignores them."""
     path = checkpoint_path(cfg)
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model, "optimizer": optimizer, "generator": generator, "epoch": epoch, "history": history,
-                "config": cfg.to_dict()}, tmp)
+                "config": cfg.to_dict(), **extra}, tmp)
     os.replace(tmp, path)
 
 

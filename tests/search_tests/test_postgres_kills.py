@@ -146,3 +146,43 @@ def test_two_launches_started_together_queue_one_baseline(tmp_path, pg_name):
     assert trials[0].user_attrs.get("is_baseline")  # asked before any sampled trial
     assert 3 <= sum(t.state == TrialState.COMPLETE for t in trials) <= 4
     assert optuna.load_study(study_name=pg_name, storage=URL).metric_names == ["val_accuracy", "spikes_per_sample"]
+
+
+def test_killed_pbt_population_resumes_on_postgresql_nothing_lost_nothing_doubled(tmp_path, pg_name):
+    # issue 24's hook, once merged, should hold the population after epoch 2 (its first exploit step) instead of the
+    # polling below
+    space = {"params": {"lambda_max": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
+                        "lr": {"type": "float", "low": 0.0005, "high": 0.01, "log": True}}}
+    pbt = {"interval": 2, "fraction": 0.25, "perturb": {"lambda_max": [0.8, 1.25], "lr": [0.8, 1.25]}}
+    study = write_study(tmp_path, name=pg_name, n_trials=4, train={**POPULATION_TRAIN, "epochs": 12},
+                        heartbeat=FAST_BEAT, search_space=space, population={"size": 3}, pbt=pbt)
+    results = tmp_path / "r"
+    launch = _popen("launch", study, "--storage", URL, "--results", results, "-q")
+
+    def past_an_exploit_step():  # the baseline done, three members together past epoch 2
+        trials = _trials(pg_name)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        return sum(t.state == TrialState.COMPLETE for t in trials) == 1 and len(running) == 3 and all(
+            _epochs(t) >= 3 for t in running)
+
+    try:
+        _wait_for(past_an_exploit_step, launch, "the population")
+    finally:
+        launch.send_signal(signal.SIGKILL)
+        launch.communicate()
+    killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
+    proc = cli("resume", study, "--storage", URL, "--results", results, "-q")
+    assert proc.returncode == 0, proc.stderr
+    trials = _trials(pg_name)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4  # the budget: no member doubled
+    for t in killed:
+        retries = _retries_of(trials, t.number)
+        assert trials[t.number].state == TrialState.FAIL and len(retries) == 1
+        retry = retries[0]
+        assert retry.state == TrialState.COMPLETE and retry.params == t.params
+        assert retry.user_attrs["result"]["resumed_from_epoch"] >= 2 and retry.user_attrs["result"]["epochs"] == 12
+        assert all("pbt" in retry.user_attrs[f"epoch_{e:03d}"] for e in range(1, 13))  # every epoch's record
+        config = retry.user_attrs["config"]
+        assert config["schedule"] == config["lr_schedule"] == "piecewise"
+        last = retry.user_attrs["epoch_012"]
+        assert (config["lambda_points"][-1][1], config["lr_points"][-1][1]) == (last["lambda"], last["lr"])

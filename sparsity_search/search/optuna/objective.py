@@ -1,8 +1,8 @@
 """The per-trial objective of the Optuna backend: sample (or take the baseline), train, store what happened.
 
 Everything a trial adds to the plain Optuna storage lives in its user attributes: ``is_baseline``, ``config`` (the
-resolved TrainConfig), ``epoch_NNN`` (per-epoch metrics), ``result`` (the trainer's final row), ``fail_reason``,
-``worker``, ``origin`` and the sampler's ``constraints``.
+resolved TrainConfig; a PBT member's learned one once it finished), ``epoch_NNN`` (per-epoch metrics), ``result``
+(the trainer's final row), ``fail_reason``, ``worker``, ``origin`` and the sampler's ``constraints``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import optuna
 from ...config import TrainConfig, save_config
 from ...data import LOAD_FIELDS, DataSplits, load_data
 from ...devices import resolve_device
-from ...errors import DivergedError
+from ...errors import ConfigError, DivergedError
 from ...trainer import train
+from ...training import load_checkpoint
 from .. import _compat, _samplers
 from .._base import RunSettings
 from ..study_file import StudySpec
-from .promotion import DUPLICATE_ATTR, drops_out
+from .promotion import DUPLICATE_ATTR, drops_out, is_continuation
 from .rungs import moasha_hook
 from .storage import ORIGIN_ATTR, TrialHeartbeat, is_journal, origin_number
 
@@ -61,7 +62,25 @@ class Objective:
         """Mark the trial as this worker's and resolve its config (both stored on the trial)."""
         trial.set_user_attr(ORIGIN_ATTR, origin_number(trial))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        return self.config_for(trial)
+        cfg = self.config_for(trial)
+        self._restore_epochs(trial, cfg)
+        return cfg
+
+    @staticmethod
+    def _restore_epochs(trial: optuna.Trial, cfg: TrainConfig) -> None:
+        """A heartbeat retry resumes from its checkpoint, and its killed attempt may have been killed between saving
+        an epoch's checkpoint and storing that epoch's metrics (members save before they report): store the epochs
+        the checkpoint has and the trial lacks, so none goes missing. (A continuation's epochs are its origin's.)"""
+        if origin_number(trial) == trial.number or is_continuation(trial):
+            return
+        try:
+            state = load_checkpoint(cfg)
+        except ConfigError:  # another architecture: training fails the trial with this error
+            return
+        for metrics in state["history"] if state is not None else []:
+            key = f"epoch_{metrics['epoch']:03d}"
+            if key not in trial.user_attrs:
+                trial.set_user_attr(key, metrics)
 
     def report_for(self, trial: optuna.Trial, cfg: TrainConfig) -> Callable[[int, dict[str, Any]], None]:
         """The trainer's per-epoch callback: store the epoch's metrics, then let MO-ASHA stop the trial."""
@@ -88,8 +107,13 @@ class Objective:
         log.warning("trial %d failed: %s", trial.number, exc)
 
     def finish(self, trial: optuna.Trial, row: dict[str, Any]) -> tuple[float, ...]:
-        """Store the result row on the trial; return its objective values."""
+        """Store the result row on the trial (and the config it reports when that is not the one it started with:
+        a PBT member's learned ``piecewise`` config); return its objective values."""
         metrics = {k: v for k, v in row.items() if k != "config"}
+        if row.get("config", trial.user_attrs.get("config")) != trial.user_attrs.get("config"):
+            trial.set_user_attr("config", row["config"])
+            learned = TrainConfig(**row["config"])
+            save_config(learned, Path(learned.checkpoint_dir) / "config.yaml")
         trial.set_user_attr("result", metrics)
         trial.set_user_attr(_samplers.CONSTRAINTS_ATTR, self.spec.constraint_values(metrics))
         return tuple(float(metrics[name]) for name in self.spec.objective_names)

@@ -9,6 +9,11 @@ Each trial stays an ordinary Optuna trial (the same user attributes as ``objecti
 * Heartbeats cover all K trials for the whole round. Every member writes ``train``'s checkpoint into its trial's
   folder after each epoch, so a worker killed mid-round leaves its trials to be failed by heartbeat and retried
   from their last epoch (together again when the retries share a round, else each alone).
+* Population-based training (``pbt`` in the study file): every group but the baseline trains with the study's PBT
+  rules, even a group of one (its lambda and lr held per epoch, as a PBT member's are); exploit steps name the
+  trial whose weights a member took (``weights_from``: its trial number), and each trial's row and ``config``
+  attribute hold the learned ``piecewise`` config (``Objective.finish``). Its random draws are seeded by the
+  study's seed and the group's first origin number, so a resumed population draws as the killed one would have.
 * MO-ASHA: a member whose per-epoch report raises ``TrialPruned`` leaves the population and is told PRUNED at
   once. With promotion that is a pause: its checkpoint of the rung epoch is already in its folder (members save before they
   report). Continuations of paused trials wait in the queue; a round takes queued trials only (continuations,
@@ -26,10 +31,12 @@ import optuna
 from optuna.trial import TrialState
 
 from ...errors import ConfigError, DivergedError
+from ...pbt import Rules
 from ...population import population_key, resumable_epoch, train_population
 from ...trainer import train
 from ...training import Report
 from .promotion import drops_out
+from .storage import origin_number
 
 if TYPE_CHECKING:
     from .objective import Objective
@@ -69,18 +76,28 @@ def _told_when_pruned(study: optuna.Study, trial: optuna.Trial, report: Report, 
     return told_report
 
 
+def _pbt_rules(objective: "Objective", trials: list[optuna.Trial]) -> Rules | None:
+    """The study's PBT rules for this group, or None (no ``pbt``, or the baseline, which trains alone as always)."""
+    spec = objective.spec
+    if spec.pbt is None or trials[0].user_attrs.get("is_baseline"):
+        return None
+    return spec.pbt.rules(spec.space(), spec.objective_names, spec.directions, spec.rung_limits(),
+                          seed=spec.seed + origin_number(trials[0]))
+
+
 def _train_group(study: optuna.Study, objective: "Objective", cfgs: list, trials: list[optuna.Trial],
                  told: set[int]) -> list[Any]:
     """Results (rows or exceptions) of one group, in order."""
     reports = [_told_when_pruned(study, t, objective.report_for(t, c), told) for t, c in zip(trials, cfgs)]
     data = objective.data_for(cfgs[0])
-    if len(cfgs) == 1:
+    rules = _pbt_rules(objective, trials)
+    if len(cfgs) == 1 and rules is None:
         try:
             return [train(cfgs[0], reports[0], data=data)]
         except Exception as exc:  # noqa: BLE001 - told to the trial below, like study.optimize does
             return [exc]
     try:
-        return train_population(cfgs, reports, data=data)
+        return train_population(cfgs, reports, data=data, pbt=rules, labels=[t.number for t in trials])
     except Exception as exc:  # noqa: BLE001 - the whole population failed (e.g. out of memory)
         return [exc] * len(cfgs)
 
