@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import traceback
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 
 from .errors import ConfigError, SparsitySearchError
 from .output_paths import output_file, output_folder
+from .process_state import command_scope
 
 DEBUG_ENV = "SPARSITY_SEARCH_DEBUG"
 
@@ -115,13 +115,16 @@ def describe(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """Run one command; return its exit code. Many calls can share a process (``process_state``)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # a usage error (one line, printed) or --help
+        return stop.code if isinstance(stop.code, int) else 2
     debug = args.debug or _debug_from_env()
     prefix = f"sparsity-search {args.command}"
     try:
-        return args.func(args)
+        with command_scope(args.verbose):
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"{prefix}: interrupted", file=sys.stderr)
         return 130

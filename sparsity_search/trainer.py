@@ -26,7 +26,7 @@ from .loss import layer_weights, sparsity_loss, spike_term
 from .schedules import lr_at, make_lambda_schedule
 from .snn import SpikingNet, build_model, encode
 from .training import (ARCHITECTURE_KEYS, CHECKPOINT, EVAL_BATCH, Report, epoch_metrics, evaluate_members,
-                       load_checkpoint, make_optimizer, result_row, save_checkpoint, setup)
+                       hold_after, load_checkpoint, make_optimizer, result_row, save_checkpoint, setup)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def train(cfg: TrainConfig, report: Report | None = None, data: DataSplits | Any
                         epoch=epoch + 1, history=history)
         if report is not None:
             report(epoch + 1, metrics)
+        hold_after(epoch + 1, [cfg.checkpoint_dir])
 
     test_accuracy, test_stats = evaluate(model, data, "test", cfg, amp)
     return result_row(history, test_accuracy, test_stats, start_epoch, time.perf_counter() - t0, cfg)

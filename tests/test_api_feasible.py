@@ -1,4 +1,5 @@
-"""Constrained studies: every reader builds fronts and answers queries from feasible trials only.
+"""Constrained studies: every reader builds fronts and answers queries from feasible trials only (the readers run
+in this process, ``cli_main``; the study is launched as a user launches it).
 
 Expected answers come from the storage (``optuna.load_study(...).best_trials``, the trials' stored values and
 constraints), never from the command under test.
@@ -10,7 +11,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from helpers import cli, write_study
+from helpers import cli, cli_main, write_study
 from sparsity_search.api import open_study
 from sparsity_search.search import load_study_file
 from sparsity_search.search.records import TrialRecord, trials_table
@@ -55,7 +56,7 @@ def _front(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
 
 
 def _cli_json(*args) -> pd.DataFrame:
-    return pd.read_json(io.StringIO(cli(*args, check=True).stdout), orient="records")
+    return pd.read_json(io.StringIO(cli_main(*args, check=True).stdout), orient="records")
 
 
 def test_the_study_has_trials_on_both_sides_of_the_constraint(study):
@@ -95,7 +96,7 @@ def test_include_infeasible_lets_every_complete_trial_compete(study):
 def test_all_export_carries_is_feasible_from_the_stored_constraints(study, tmp_path):
     path, results, stored = study
     out = tmp_path / "all.csv"
-    cli("pareto", path, "--results", results, "--all", "--format", "csv", "-o", out, check=True)
+    cli_main("pareto", path, "--results", results, "--all", "--format", "csv", "-o", out, check=True)
     table = pd.read_csv(out).set_index("trial")
     expected = {t.number: _feasible(t) for t in _complete(stored)}
     assert table["is_feasible"].to_dict() == expected
@@ -108,7 +109,7 @@ def _cheapest(trials: list[optuna.trial.FrozenTrial]) -> int:
 
 
 def _query(path, results, *rule) -> list[int]:
-    proc = cli("query", path, "--results", results, *rule, check=True)
+    proc = cli_main("query", path, "--results", results, *rule, check=True)
     return [int(line.split()[0]) for line in proc.stdout.splitlines()[1:] if line.strip()]
 
 
@@ -148,14 +149,14 @@ def test_hypervolume_and_status_count_feasible_trials_only(study):
     history = api.hypervolume_history()
     assert len(history) == len(everyone) and history[-1] == pytest.approx(api.hypervolume())
 
-    status = cli("status", path, "--results", results, check=True).stdout
+    status = cli_main("status", path, "--results", results, check=True).stdout
     n_feasible = sum(_feasible(t) for t in _complete(stored))
     assert f"({n_feasible} of {len(everyone)} complete trials meet it)" in status
     assert f"hypervolume: {api.hypervolume():.6g}" in status
 
 
 def test_a_bad_study_name_with_the_new_flag_is_one_line_and_exit_2(tmp_path):
-    proc = cli("pareto", "nosuchstudy", "--results", tmp_path, "--include-infeasible")
+    proc = cli_main("pareto", "nosuchstudy", "--results", tmp_path, "--include-infeasible")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 

@@ -1,5 +1,7 @@
 """Every command as a user runs it: a path it cannot write or a study that is not there is one line and exit 2,
-checked before any work starts and with stored results untouched; ``--debug`` brings the traceback back."""
+checked before any work starts and with stored results untouched; ``--debug`` brings the traceback back.
+
+The unwritable outputs run in this process (``cli_main``); a missing study runs each command as a subprocess."""
 
 from __future__ import annotations
 
@@ -8,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, tree_snapshot, write_study
+from helpers import cli, cli_main, tree_snapshot
 
 STUDY_COMMANDS = ("launch", "resume", "worker", "pareto", "query", "plot", "status")
 
 
 @pytest.fixture(scope="module")
-def launched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A finished two-trial study (baseline + one) and its results root."""
-    folder = tmp_path_factory.mktemp("launched")
-    study = write_study(folder, n_trials=2)
-    cli("launch", study, "--results", folder / "results", "-q", check=True)
-    return study, folder / "results"
+def launched(tiny_study: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's finished tiny study (``conftest.tiny_study``) and its results root: these tests only read it."""
+    return tiny_study
 
 
 def _one_line(proc, *needles: str) -> None:
@@ -67,7 +66,7 @@ def test_unwritable_output_is_one_line_before_any_work(command, kind, launched, 
         says = "is not a folder"
     args, flag = _output_args(command, study, results, path)
     before, scratch = tree_snapshot(results), tree_snapshot(tmp_path)
-    proc = cli(*args)
+    proc = cli_main(*args)
     _one_line(proc, flag, says)
     assert tree_snapshot(results) == before and tree_snapshot(tmp_path) == scratch  # nothing stored, nothing made
 

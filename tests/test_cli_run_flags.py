@@ -8,7 +8,7 @@ import os
 import pytest
 import yaml
 
-from helpers import TINY_TRAIN, cli, write_study
+from helpers import TINY_TRAIN, cli, cli_main, write_study
 
 # A thread count this machine would not pick by itself (it splits its cores between workers).
 FILE_THREADS = 1 if (os.cpu_count() or 1) > 1 else 2
@@ -52,7 +52,7 @@ def test_a_flag_the_run_would_ignore_is_one_line(case, tmp_path):
     args, flag, says = IGNORED[case]
     command = ("launch", "resume")[case % 2]  # both take the same run flags
     study = write_study(tmp_path)
-    proc = cli(command, study, "--results", tmp_path / "results", *args, cwd=tmp_path)
+    proc = cli_main(command, study, "--results", tmp_path / "results", *args, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{flag}:" in proc.stderr and says in proc.stderr, proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == [study.name]  # nothing started, nothing stored (x.db neither)
@@ -60,13 +60,13 @@ def test_a_flag_the_run_would_ignore_is_one_line(case, tmp_path):
 
 def test_gpus_against_the_study_files_cpu_device(tmp_path):
     study = write_study(tmp_path, train={**TINY_TRAIN, "device": "cpu"})
-    proc = cli("launch", study, "--results", tmp_path / "results", "--gpus", "auto")
+    proc = cli_main("launch", study, "--results", tmp_path / "results", "--gpus", "auto")
     assert proc.returncode == 2 and "--gpus" in proc.stderr and "train.device" in proc.stderr, proc.stderr
 
 
 def test_ray_study_with_a_storage_is_refused(tmp_path):
     study = write_study(tmp_path, backend="ray", storage="sqlite:///x.db")
-    proc = cli("launch", study, "--results", tmp_path / "results", cwd=tmp_path)
+    proc = cli_main("launch", study, "--results", tmp_path / "results", cwd=tmp_path)
     assert proc.returncode == 2 and "storage:" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == [study.name]
 
@@ -78,7 +78,7 @@ def test_gpus_without_a_gpu_is_one_line(tmp_path):
         pytest.skip("this machine has CUDA")
     study = write_study(tmp_path)
     for gpus in ("auto", "0"):
-        proc = cli("launch", study, "--results", tmp_path / "results", "--gpus", gpus)
+        proc = cli_main("launch", study, "--results", tmp_path / "results", "--gpus", gpus)
         assert proc.returncode == 2 and "--gpus" in proc.stderr and "no CUDA device" in proc.stderr, proc.stderr
     assert not (tmp_path / "results").exists()
 
@@ -86,6 +86,6 @@ def test_gpus_without_a_gpu_is_one_line(tmp_path):
 def test_journal_storage_that_cannot_be_written(tmp_path):
     study = write_study(tmp_path)
     (tmp_path / "a_file").write_text("")
-    proc = cli("launch", study, "--results", tmp_path / "results", "--storage", tmp_path / "a_file" / "j.log")
+    proc = cli_main("launch", study, "--results", tmp_path / "results", "--storage", tmp_path / "a_file" / "j.log")
     assert proc.returncode == 2 and "--storage" in proc.stderr and "not a folder" in proc.stderr, proc.stderr
     assert not (tmp_path / "results").exists()

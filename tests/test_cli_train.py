@@ -1,4 +1,4 @@
-"""`sparsity-search train` as a user runs it: flags over YAML, JSON row, one-line errors with exit code 2."""
+"""`sparsity-search train` as a user runs it: flags over YAML, JSON row, one-line errors with exit code 2 (those\nin this process, ``cli_main``)."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import cli
+from helpers import cli, cli_main
 
 FAST = ["--epochs", "2", "--set", "hidden=[32]", "--timesteps", "2", "-q"]
 
@@ -36,7 +36,7 @@ def test_train_writes_the_result_row(tmp_path):
     (["--device", "tpu"], "device"),
 ])
 def test_bad_values_are_one_line_exit_2(args, field):
-    proc = cli("train", *args)
+    proc = cli_main("train", *args)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and field in proc.stderr, proc.stderr
 
@@ -44,12 +44,12 @@ def test_bad_values_are_one_line_exit_2(args, field):
 def test_bad_config_file_names_file_and_field(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("timesteps: 0\n")
-    proc = cli("train", "--config", cfg)
+    proc = cli_main("train", "--config", cfg)
     assert proc.returncode == 2 and f"{cfg}: timesteps" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_annealing_without_lambda_max_is_one_line_exit_2():
-    proc = cli("train", "--schedule", "annealing", *FAST)
+    proc = cli_main("train", "--schedule", "annealing", *FAST)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "lambda_max: not given, so schedule 'annealing'" in proc.stderr
 
@@ -61,7 +61,7 @@ def test_a_config_that_is_not_a_yaml_text_file_is_one_line_exit_2(tmp_path, cont
         cfg.mkdir()  # a folder given as the file
     else:
         cfg.write_bytes(content)
-    proc = cli("train", "--config", cfg, *FAST)
+    proc = cli_main("train", "--config", cfg, *FAST)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(cfg) in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -71,7 +71,7 @@ def test_cuda_without_gpu_is_a_clear_error():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    proc = cli("train", "--device", "cuda", *FAST)
+    proc = cli_main("train", "--device", "cuda", *FAST)
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr and proc.stderr.count("\n") == 1
 
 
@@ -84,5 +84,5 @@ def test_python_m_matches_console_script():
 
 
 def test_resume_without_a_checkpoint_dir_is_refused():
-    proc = cli("train", "--resume", *FAST)
+    proc = cli_main("train", "--resume", *FAST)
     assert proc.returncode == 2 and "--resume" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

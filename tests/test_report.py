@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import cli, write_study
+from helpers import cli, cli_main, write_study
 from sparsity_search.api import open_study
 from sparsity_search.plots import plot_pareto, save_plot
 from sparsity_search.report import gather, write_report
@@ -199,10 +199,10 @@ def test_screenshot_of_the_report_is_not_blank(mixed, tmp_path):
 def test_plot_kinds_write_images(mixed, tmp_path):
     folder, study, _ = mixed
     png = tmp_path / "curves.png"
-    cli("plot", study.spec.name, "--results", folder / "r", "--kind", "curves", "-o", png, check=True)
+    cli_main("plot", study.spec.name, "--results", folder / "r", "--kind", "curves", "-o", png, check=True)
     assert png.read_bytes().startswith(b"\x89PNG")
-    cli("plot", study.spec.name, "--results", folder / "r", "--full-range", "-o", tmp_path / "front.png",
-        check=True)
+    cli_main("plot", study.spec.name, "--results", folder / "r", "--full-range", "-o", tmp_path / "front.png",
+             check=True)
     assert (tmp_path / "front.png").read_bytes().startswith(b"\x89PNG")
     data = gather(study)
     for kind in ("pareto", "history", "layers"):
@@ -218,7 +218,7 @@ def test_plot_kinds_write_images(mixed, tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(mixed, tmp_path, args, needle):
     folder, study, _ = mixed
-    proc = cli(*[a.format(tmp=tmp_path, name=study.spec.name) for a in args], "--results", folder / "r")
+    proc = cli_main(*[a.format(tmp=tmp_path, name=study.spec.name) for a in args], "--results", folder / "r")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
     assert not list(tmp_path.glob("*.html*"))
 

@@ -39,8 +39,8 @@ from ..loss import member_coefficients, member_losses, member_spike_terms
 from ..pbt import Rules
 from ..schedules import lr_at, make_lambda_schedule
 from ..snn import build_model, encode
-from ..training import (Report, epoch_metrics, evaluate_members, load_checkpoint, result_row, save_checkpoint,
-                        setup)
+from ..training import (Report, epoch_metrics, evaluate_members, hold_after, load_checkpoint, result_row,
+                        save_checkpoint, setup)
 from . import _pbt
 from ._net import PopulationNet
 from ._optim import PopulationOptimizer
@@ -267,6 +267,7 @@ def train_population(cfgs: Sequence[TrainConfig], reports: Sequence[Report | Non
                 except Exception as exc:  # noqa: BLE001 - the caller's decision to stop this member
                     results[member] = exc
                     gone.add(i)
+        hold_after(epoch + 1, [cfgs[pop.ids[i]].checkpoint_dir for i in metrics if i not in gone])
         if gone:
             pop.drop(gone)
 

@@ -11,6 +11,9 @@ from ..config import TrainConfig
 from ..devices import resolve_device, resolve_precision, tune_cpu_allocator
 
 
+PROCESS_THREADS = torch.get_num_threads()  # torch's own count, before any run set one (``process_state``)
+
+
 class Runtime(NamedTuple):
     device: torch.device
     amp: torch.dtype | None  # the autocast dtype, or None for plain fp32
@@ -23,8 +26,18 @@ def setup(cfg: TrainConfig) -> Runtime:
     if device.type == "cpu":
         tune_cpu_allocator()
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        set_threads(cfg.threads)
     return Runtime(device, amp)
+
+
+def get_threads() -> int:
+    return torch.get_num_threads()
+
+
+def set_threads(n: int) -> None:
+    """torch's intra-op thread count, process-wide (``process_state.command_scope`` puts it back after a command)."""
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
 
 
 def make_optimizer(cfg: TrainConfig, params: Iterable[torch.Tensor], lr: float | None = None) -> torch.optim.Optimizer:

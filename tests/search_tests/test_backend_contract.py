@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import cli
+from helpers import cli, cli_main
 from ray_helpers import RAY_ENV
 from sparsity_search.api import open_study
 from sparsity_search.search.records import METRIC_COLUMNS
@@ -45,8 +45,9 @@ def test_launch_runs_the_budget_with_the_baseline_first(launched):
 
 def test_trial_table_has_the_one_schema(launched):
     table = _study(launched).trials()
-    assert list(table.columns) == ["trial", "state", "is_baseline", *(f"params_{p}" for p in PARAMS),
-                                   *METRIC_COLUMNS, "epochs", "duration_s", "fail_reason", "is_feasible",
+    # `pbt` says whether a trial's schedule was learned; per-layer spikes follow the totals (the tiny MLP's one layer)
+    assert list(table.columns) == ["trial", "state", "is_baseline", "pbt", *(f"params_{p}" for p in PARAMS),
+                                   *METRIC_COLUMNS, "spikes_per_sample_fc1", "epochs", "duration_s", "fail_reason", "is_feasible",
                                    "pareto_rank", "is_pareto", "accuracy_delta", "spike_reduction_pct"]
 
 
@@ -72,7 +73,7 @@ def test_pareto_front_is_the_non_dominated_complete_trials(launched):
     assert len(front) >= 1 and set(front["trial"]) == expected
     assert set(table.loc[table["is_pareto"], "trial"]) == expected
     assert list(front["val_accuracy"]) == sorted(front["val_accuracy"], reverse=True)
-    shown = json.loads(cli("pareto", "tiny", "--results", launched[1], "--format", "json", check=True).stdout)
+    shown = json.loads(cli_main("pareto", "tiny", "--results", launched[1], "--format", "json", check=True).stdout)
     assert {row["trial"] for row in shown} == expected
 
 
@@ -83,5 +84,5 @@ def test_resume_of_a_finished_study_runs_no_trial(launched):
     after = _study(launched).trials()
     assert list(after["trial"]) == list(before["trial"]) and (after["state"] == "COMPLETE").all()
     assert after["val_accuracy"].tolist() == before["val_accuracy"].tolist()
-    status = cli("status", "tiny", "--results", launched[1], check=True).stdout
+    status = cli_main("status", "tiny", "--results", launched[1], check=True).stdout
     assert f"complete={study.spec.n_trials}," in status and "baseline: trial 0" in status

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from helpers import cli, write_study
+from helpers import cli, cli_main, write_study
 from ray_helpers import RAY_ENV
 from sparsity_search.api import locate, open_study
 from sparsity_search.moasha import rank_records
@@ -48,7 +48,7 @@ def _check_pruned_study(results, n_trials, overshoot=0):
     assert (done["epochs"] == MAX_EPOCHS).all() and done["test_accuracy"].notna().all()
 
     def shown(*flags):
-        out = cli("pareto", "mo", "--results", results, "--format", "json", *flags, check=True).stdout
+        out = cli_main("pareto", "mo", "--results", results, "--format", "json", *flags, check=True).stdout
         return pd.read_json(io.StringIO(out), orient="records")
 
     everything, front, with_pruned = shown("--all"), shown(), shown("--include-pruned")

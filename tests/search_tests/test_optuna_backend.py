@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import time
 import uuid
 
 import optuna
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import TINY_TRAIN, cli, cli_background, write_study
+from helpers import TINY_TRAIN, TINY_TRIALS, Hold, cli, cli_background, cli_main, write_study
 from sparsity_search.api import open_study
 
 
@@ -19,14 +18,12 @@ def _trials(results, name="tiny"):
     return open_study(name, results=str(results)).trials()
 
 
-def test_launch_pareto_query_export_train_round_trip(tmp_path):
-    study = write_study(tmp_path, n_trials=4)
-    results = tmp_path / "results"
-    out = cli("launch", study, "--results", results, "-q", check=True).stdout
+def test_launch_pareto_query_export_train_round_trip(tiny_launch, tmp_path):
+    results, out = tiny_launch("optuna")  # launched from the CLI, as a user launches
     assert "Pareto-optimal" in out
 
     table = _trials(results)
-    assert (table["state"] == "COMPLETE").sum() == 4
+    assert (table["state"] == "COMPLETE").sum() == TINY_TRIALS
     base = table[table["is_baseline"]]
     assert len(base) == 1 and base["trial"].iloc[0] == 0 and base["params_lambda_max"].iloc[0] == 0.0
     assert base["spike_reduction_pct"].iloc[0] == pytest.approx(0.0)
@@ -49,38 +46,37 @@ def test_launch_pareto_query_export_train_round_trip(tmp_path):
     assert row["spikes_per_sample"] == pytest.approx(trial["spikes_per_sample"], rel=1e-5)
 
 
-def test_no_match_is_one_line_and_exit_1(tmp_path):
-    study = write_study(tmp_path, n_trials=2)
-    cli("launch", study, "--results", tmp_path / "r", "-q", check=True)
-    proc = cli("query", study, "--results", tmp_path / "r", "--min-accuracy", "1.0")
+def test_no_match_is_one_line_and_exit_1(tiny_study, tmp_path):
+    study, results = tiny_study
+    proc = cli_main("query", study, "--results", results, "--min-accuracy", "1.0")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
 
-    status = cli("status", study, "--results", tmp_path / "r", check=True).stdout
-    assert "complete=2" in status and "baseline: trial 0" in status and "hypervolume:" in status
+    status = cli("status", study, "--results", results, check=True).stdout
+    assert f"complete={TINY_TRIALS}" in status and "baseline: trial 0" in status and "hypervolume:" in status
     for kind in ("pareto", "history"):
         png = tmp_path / f"{kind}.png"
-        cli("plot", study, "--results", tmp_path / "r", "--kind", kind, "-o", png, check=True)
+        run = cli if kind == "pareto" else cli_main  # one plot as a user runs it, the other in this process
+        run("plot", study, "--results", results, "--kind", kind, "-o", png, check=True)
         assert png.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("fmt,reader", [
     ("csv", pd.read_csv), ("json", lambda p: pd.read_json(p, orient="records")), ("parquet", pd.read_parquet)])
-def test_export_formats_read_back_to_the_same_table(tmp_path, fmt, reader):
-    study = write_study(tmp_path, n_trials=3)
-    cli("launch", study, "--results", tmp_path / "r", "-q", check=True)
+def test_export_formats_read_back_to_the_same_table(tiny_study, tmp_path, fmt, reader):
+    study, results = tiny_study
     out = tmp_path / f"front.{fmt}"
-    cli("pareto", study, "--results", tmp_path / "r", "--all", "--format", fmt, "-o", out, check=True)
+    cli_main("pareto", study, "--results", results, "--all", "--format", fmt, "-o", out, check=True)
     back = reader(out)
-    shown = cli("pareto", study, "--results", tmp_path / "r", "--all", "--format", "json", check=True).stdout
+    shown = cli_main("pareto", study, "--results", results, "--all", "--format", "json", check=True).stdout
     expected = pd.read_json(__import__("io").StringIO(shown), orient="records")
     assert list(back.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(back.reset_index(drop=True), expected, check_dtype=False, atol=1e-9)
     # and both say what the storage holds: every finished trial once, with its stored objective values and params
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-        str(tmp_path / "r" / "tiny" / "study.journal")))
+        str(results / "tiny" / "study.journal")))
     stored = {t.number: t for t in optuna.load_study(study_name="tiny", storage=storage).trials
               if t.state == optuna.trial.TrialState.COMPLETE}
-    assert sorted(back["trial"]) == sorted(stored) and len(stored) == 3
+    assert sorted(back["trial"]) == sorted(stored) and len(stored) == TINY_TRIALS
     for _, row in back.iterrows():
         t = stored[int(row["trial"])]
         assert [row["val_accuracy"], row["spikes_per_sample"]] == pytest.approx(t.values, rel=1e-9)
@@ -119,40 +115,25 @@ def test_two_workers_on_postgresql(tmp_path):
         optuna.delete_study(study_name=name, storage=url)
 
 
-def _wait(predicate, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
-
-
 def test_sigkilled_worker_then_resume_keeps_finished_trials_once(tmp_path):
-    # long enough trials (40 epochs) that the poller below always catches one mid-way on a fast machine
-    study = write_study(tmp_path, n_trials=3, train={"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32},
+    # trial 1 is held right after its epoch 2 is stored (helpers.Hold): the kill lands there, not at a poller's whim
+    study = write_study(tmp_path, n_trials=3, train={**TINY_TRAIN, "epochs": 4},
                         heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    proc = cli_background("launch", study, "--results", results, "-q")
+    hold = Hold(tmp_path / "hold", epoch=2)
+    proc = cli_background("launch", study, "--results", results, "-q", env=hold.env)
     journal = results / "tiny" / "study.journal"
-
-    def mid_trial():
-        if not journal.exists():
-            return False
-        t = _trials(results)
-        running = t[t["state"] == "RUNNING"]
-        done = (t["state"] == "COMPLETE").sum()
-        ckpt = [results / "tiny" / "trials" / f"{n:05d}" / "checkpoint.pt" for n in running["trial"]]
-        return done >= 1 and any(c.exists() for c in ckpt)
-
     try:
-        assert _wait(mid_trial, 240) and proc.poll() is None, "no trial was caught mid-way"
+        hold.wait_for(lambda held: "00001" in held, proc, "trial 1")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     before = _trials(results)
     finished_before = before[before["state"] == "COMPLETE"]
+    assert list(finished_before["trial"]) == [0]  # the baseline went through; trial 1 was the one running
     killed = int(before[before["state"] == "RUNNING"]["trial"].iloc[0])
+    assert killed == 1 and before.set_index("trial").loc[killed, "epochs"] == 2
+    assert (results / "tiny" / "trials" / "00001" / "checkpoint.pt").exists()
 
     cli("resume", "tiny", "--results", results, "-q", check=True)
     after = _trials(results)
@@ -170,8 +151,8 @@ def test_sigkilled_worker_then_resume_keeps_finished_trials_once(tmp_path):
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
     assert retried[0].params == trials[killed].params
-    # continued from the killed trial's last checkpoint, not from scratch
-    assert retried[0].user_attrs["result"]["resumed_from_epoch"] >= 1
+    # continued from the killed trial's last checkpoint (epoch 2, where it was held), not from scratch
+    assert retried[0].user_attrs["result"]["resumed_from_epoch"] == 2 and retried[0].user_attrs["result"]["epochs"] == 4
 
 
 def test_diverging_trial_is_failed_with_reason_and_the_study_finishes(tmp_path):

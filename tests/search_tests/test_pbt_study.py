@@ -4,13 +4,12 @@ trials, exported as the ``piecewise`` schedule each one learned, and durable acr
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 import yaml
 from optuna.trial import TrialState
 
-from helpers import TINY_SPACE, cli, cli_background, write_study
+from helpers import TINY_SPACE, Hold, cli, cli_background, write_study
 from sparsity_search import TrainConfig, train
 from sparsity_search.api import locate, open_study
 from sparsity_search.errors import ConfigError
@@ -22,7 +21,7 @@ SPACE = {"params": {**TINY_SPACE["params"], "lr": {"type": "float", "low": 0.000
 PBT = {"interval": 1, "fraction": 0.25, "perturb": {"lambda_max": [0.8, 1.25], "lr": [0.8, 1.25]}}
 TRAIN = {"epochs": 3, "hidden": [16], "timesteps": 2, "batch_size": 128}
 SAME = ("val_accuracy", "spikes_per_sample", "test_accuracy")
-EPOCHS = 12  # the kill tests' training: long enough to catch the population between epochs 3 and 12
+EPOCHS = 4  # the kill test's training: one exploit step, after epoch 2, where the population is held and killed
 
 
 def pbt_study(folder, **changes):
@@ -111,33 +110,22 @@ def test_a_pbt_study_runs_members_as_trials_and_exports_what_each_learned(tmp_pa
 
 
 def test_killed_pbt_population_resumes_from_its_checkpoints_nothing_lost_nothing_doubled(tmp_path):
-    # issue 24's hook, once merged, should hold the population after epoch 2 (its first exploit step here) instead
-    # of the polling below: the kill then lands right after an exploit step and every member's checkpoint
-    train_cfg = {"epochs": EPOCHS, "hidden": [48], "timesteps": 4, "batch_size": 32}
+    # held right after epoch 2, its first exploit step (helpers.Hold): the kill lands there, with every checkpoint
+    train_cfg = {"epochs": EPOCHS, "hidden": [16], "timesteps": 2, "batch_size": 128}
     study = pbt_study(tmp_path, n_trials=5, train=train_cfg, pbt={**PBT, "interval": 2},
                       heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    proc = cli_background("launch", study, "--results", results, "-q")
-    journal = results / "tiny" / "study.journal"
-
-    def past_an_exploit_step():  # the baseline done, the four members together past epoch 2
-        if not journal.exists():
-            return False
-        t = open_study("tiny", results=str(results)).trials()
-        running = t[t["state"] == "RUNNING"]
-        return (t["state"] == "COMPLETE").sum() == 1 and len(running) == 4 and (running["epochs"] >= 3).all()
-
-    deadline = time.monotonic() + 240
+    hold = Hold(tmp_path / "hold", epoch=2)
+    proc = cli_background("launch", study, "--results", results, "-q", env=hold.env)
     try:
-        while not past_an_exploit_step():
-            assert proc.poll() is None and time.monotonic() < deadline, "the population was not caught mid-way"
-            time.sleep(0.3)
+        hold.wait_for(lambda held: len(held) == 4, proc, "the population")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     spec, settings = locate("tiny", results=str(results))
     killed = [t for t in open_optuna_study(spec, settings.storage, create=False).get_trials()
               if t.state == TrialState.RUNNING]
+    assert sorted(t.number for t in killed) == [1, 2, 3, 4]
 
     cli("resume", "tiny", "--results", results, "-q", check=True)
     trials = open_optuna_study(spec, settings.storage, create=False).get_trials()
@@ -148,7 +136,7 @@ def test_killed_pbt_population_resumes_from_its_checkpoints_nothing_lost_nothing
         again = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
         assert len(again) == 1 and again[0].state == TrialState.COMPLETE and again[0].params == victim.params
         result = again[0].user_attrs["result"]
-        assert result["epochs"] == EPOCHS and result["resumed_from_epoch"] >= 2  # from its checkpoint, not epoch 0
+        assert result["epochs"] == EPOCHS and result["resumed_from_epoch"] == 2  # from its checkpoint, not epoch 0
         assert all("pbt" in again[0].user_attrs[f"epoch_{e:03d}"] for e in range(1, EPOCHS + 1))  # every epoch
         retries.append(again[0])
     # the lineage survived the kill: each epoch of the learned schedule is what one member of the population used

@@ -1,12 +1,11 @@
 """Optuna studies with ``population: {size: K}``: trials trained K at a time look like ordinary trials."""
 
 import signal
-import time
 
 import pytest
 from optuna.trial import TrialState
 
-from helpers import cli, cli_background, write_study
+from helpers import Hold, cli, cli_background, write_study
 from sparsity_search import train
 from sparsity_search.api import locate, open_study
 from sparsity_search.config import from_dict
@@ -64,29 +63,20 @@ def test_ray_backend_rejects_population_flag(tmp_path):
 
 def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_retries_them(tmp_path):
     study = write_study(tmp_path, n_trials=5, population={"size": 4}, heartbeat={"interval": 1, "grace_period": 3},
-                        train={"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32})
+                        train={"epochs": 4, "hidden": [32], "timesteps": 2, "batch_size": 128})
     results = tmp_path / "r"
-    proc = cli_background("launch", study, "--results", results, "-q")
-    journal = results / "tiny" / "study.journal"
-
-    def mid_population():  # the baseline done, the four others training together and past their first epoch
-        if not journal.exists():
-            return False
-        t = open_study("tiny", results=str(results)).trials()
-        running = t[t["state"] == "RUNNING"]
-        return (t["state"] == "COMPLETE").sum() == 1 and len(running) == 4 and (running["epochs"] >= 1).all()
-
-    deadline = time.monotonic() + 240
+    hold = Hold(tmp_path / "hold", epoch=2)  # the baseline goes through; the population is held after epoch 2
+    proc = cli_background("launch", study, "--results", results, "-q", env=hold.env)
     try:
-        while not mid_population():
-            assert proc.poll() is None and time.monotonic() < deadline, "the population was not caught mid-way"
-            time.sleep(0.3)
+        hold.wait_for(lambda held: len(held) == 4, proc, "the population")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     killed = open_study("tiny", results=str(results)).trials()
+    assert list(killed[killed["state"] == "COMPLETE"]["trial"]) == [0]
     killed = killed[killed["state"] == "RUNNING"]
-    checkpointed = {n: (results / "tiny" / "trials" / f"{n:05d}" / "checkpoint.pt").exists() for n in killed["trial"]}
+    assert sorted(killed["trial"]) == [1, 2, 3, 4] and (killed["epochs"] == 2).all()  # together, at their epoch 2
+    assert all((results / "tiny" / "trials" / f"{n:05d}" / "checkpoint.pt").exists() for n in killed["trial"])
 
     cli("resume", "tiny", "--results", results, "-q", check=True)
     spec, settings = locate("tiny", results=str(results))
@@ -98,6 +88,5 @@ def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_
         assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
         assert retries[0].params == trials[number].params
         result = retries[0].user_attrs["result"]
-        assert result["epochs"] == 40
-        # from the member's last checkpoint where the population kept one, else from the first epoch
-        assert (result["resumed_from_epoch"] >= 1) == checkpointed[number]
+        assert result["epochs"] == 4
+        assert result["resumed_from_epoch"] == 2  # from the member's checkpoint of the epoch it was killed after

@@ -1,12 +1,12 @@
 """kill -9 on PostgreSQL, as a user meets it (issue 15 item 7): CLI subprocesses, a real server on 127.0.0.1:5432,
-a uuid study name per test, deleted afterwards. Trials are tiny but long enough (20-40 epochs) to be caught mid-way."""
+a uuid study name per test, deleted afterwards. Trials of 4 epochs are held after their epoch 2 (helpers.Hold) and
+killed there."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -14,12 +14,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from helpers import cli, cli_background, write_study
+from helpers import Hold, cli, cli_background, write_study
 
 pytestmark = pytest.mark.postgres
 URL = "postgresql://postgres@127.0.0.1:5432/test"
-SLOW_TRAIN = {"epochs": 40, "hidden": [64], "timesteps": 4, "batch_size": 32}
-POPULATION_TRAIN = {**SLOW_TRAIN, "epochs": 20}  # two members at once: half the epochs leave the same window
+TRAIN = {"epochs": 4, "hidden": [32], "timesteps": 2, "batch_size": 128}
+HELD_AT = 2  # the epoch after which the runs to kill are held
 FAST_BEAT = {"interval": 1, "grace_period": 3}
 CHECKPOINT = "checkpoint.pt"
 
@@ -35,8 +35,8 @@ def pg_name():
         pass
 
 
-def _popen(*args: object) -> subprocess.Popen:
-    return cli_background(*args, quiet_output=False)
+def _popen(*args: object, hold: Hold | None = None) -> subprocess.Popen:
+    return cli_background(*args, quiet_output=False, env=hold.env if hold else None)
 
 
 def _trials(name: str) -> list[optuna.trial.FrozenTrial]:
@@ -46,37 +46,25 @@ def _trials(name: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
-def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None and time.monotonic() < deadline, f"{what} was not caught mid-way"
-        time.sleep(0.3)
-
-
-def _epochs(t: optuna.trial.FrozenTrial) -> int:
-    return sum(k.startswith("epoch_") for k in t.user_attrs)
-
-
 def _retries_of(trials, number: int) -> list[optuna.trial.FrozenTrial]:
     return [t for t in trials if t.system_attrs.get("failed_trial") == number]
 
 
 def test_one_of_two_workers_killed_mid_trial_the_other_retries_it_from_its_checkpoint(tmp_path, pg_name):
-    study = write_study(tmp_path, name=pg_name, n_trials=4, train=SLOW_TRAIN, heartbeat=FAST_BEAT)
+    study = write_study(tmp_path, name=pg_name, n_trials=4, train=TRAIN, heartbeat=FAST_BEAT)
     results = tmp_path / "r"
-    launch = _popen("launch", study, "--storage", URL, "--results", results, "--workers", "2", "-q")
-
-    def two_running_one_checkpointed():  # both workers busy, one of them past an epoch checkpoint
-        running = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
-        return len(running) == 2 and any(
-            (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists() for t in running)
-
+    hold = Hold(tmp_path / "hold", epoch=HELD_AT)  # the baseline goes through; two sampled trials are held
+    launch = _popen("launch", study, "--storage", URL, "--results", results, "--workers", "2", "-q", hold=hold)
     try:
-        _wait_for(two_running_one_checkpointed, launch, "a checkpointed trial")
-        running = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
-        victim = next(t for t in running if (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists())
-        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)  # that trial's worker process
+        held = hold.wait_for(lambda h: len(h) == 2, launch, "a trial on each worker")  # both workers busy
+        victim_tag, victim_pid = sorted(held.items())[0]
+        victim = _trials(pg_name)[int(victim_tag)]
+        assert victim.state == TrialState.RUNNING and victim.user_attrs["worker"].endswith(f":{victim_pid}")
+        assert (results / pg_name / "trials" / victim_tag / CHECKPOINT).exists()
+        os.kill(victim_pid, signal.SIGKILL)  # that trial's worker process
         done_before = {t.number: t.values for t in _trials(pg_name) if t.state == TrialState.COMPLETE}
+        assert list(done_before) == [0]  # the baseline, finished before its worker took a second trial
+        hold.release()
         out, err = launch.communicate(timeout=300)
     finally:
         if launch.poll() is None:
@@ -88,7 +76,7 @@ def test_one_of_two_workers_killed_mid_trial_the_other_retries_it_from_its_check
     retries = _retries_of(trials, victim.number)
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == victim.params
-    assert retries[0].user_attrs["result"]["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
+    assert retries[0].user_attrs["result"]["resumed_from_epoch"] == HELD_AT  # from its checkpoint, not from scratch
     assert retries[0].user_attrs["worker"] != victim.user_attrs["worker"]  # the other worker took it over
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert 4 <= len(complete) <= 5  # the budget (two workers finishing at once may each start one more)
@@ -99,25 +87,19 @@ def test_one_of_two_workers_killed_mid_trial_the_other_retries_it_from_its_check
 
 def test_population_killed_and_resumed_meets_the_launch_budget(tmp_path, pg_name):
     # the file asks 2 trials; the launch 4: the resume below is given neither, and must finish the launch's 4
-    study = write_study(tmp_path, name=pg_name, n_trials=2, train=POPULATION_TRAIN, heartbeat=FAST_BEAT)
+    study = write_study(tmp_path, name=pg_name, n_trials=2, train=TRAIN, heartbeat=FAST_BEAT)
     results = tmp_path / "r"
+    hold = Hold(tmp_path / "hold", epoch=HELD_AT)
     launch = _popen("launch", study, "--storage", URL, "--results", results, "--n-trials", "4",
-                    "--population", "2", "-q")
-
-    def mid_population():  # the baseline done, two members training together past their first epoch
-        trials = _trials(pg_name)
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        return sum(t.state == TrialState.COMPLETE for t in trials) == 1 and len(running) == 2 and all(
-            _epochs(t) >= 1 for t in running)
-
-    try:
-        _wait_for(mid_population, launch, "the population")
+                    "--population", "2", "-q", hold=hold)
+    try:  # the baseline done, two members training together, held after their epoch 2
+        hold.wait_for(lambda h: len(h) == 2, launch, "the population")
     finally:
         launch.send_signal(signal.SIGKILL)
         launch.communicate()
     killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
-    checkpointed = {t.number: (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists()
-                    for t in killed}
+    assert [t.number for t in killed] == [1, 2] and all(
+        (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists() for t in killed)
 
     proc = cli("resume", study, "--storage", URL, "--results", results, "-q")
     assert proc.returncode == 0, proc.stderr
@@ -129,9 +111,8 @@ def test_population_killed_and_resumed_meets_the_launch_budget(tmp_path, pg_name
         retries = _retries_of(trials, t.number)
         assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == t.params
         result = retries[0].user_attrs["result"]
-        # from the member's checkpoint where the population kept one, else from the first epoch; all 20 either way
-        assert (result["resumed_from_epoch"] >= 1) == checkpointed[t.number]
-        assert result["epochs"] == 20
+        # from the member's checkpoint of the epoch the population was killed after, to the last epoch
+        assert result["resumed_from_epoch"] == HELD_AT and result["epochs"] == TRAIN["epochs"]
 
 
 def test_two_launches_started_together_queue_one_baseline(tmp_path, pg_name):
@@ -149,28 +130,22 @@ def test_two_launches_started_together_queue_one_baseline(tmp_path, pg_name):
 
 
 def test_killed_pbt_population_resumes_on_postgresql_nothing_lost_nothing_doubled(tmp_path, pg_name):
-    # issue 24's hook, once merged, should hold the population after epoch 2 (its first exploit step) instead of the
-    # polling below
+    # held after epoch 2, its first exploit step: killed with every member's checkpoint of that step
     space = {"params": {"lambda_max": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
                         "lr": {"type": "float", "low": 0.0005, "high": 0.01, "log": True}}}
     pbt = {"interval": 2, "fraction": 0.25, "perturb": {"lambda_max": [0.8, 1.25], "lr": [0.8, 1.25]}}
-    study = write_study(tmp_path, name=pg_name, n_trials=4, train={**POPULATION_TRAIN, "epochs": 12},
-                        heartbeat=FAST_BEAT, search_space=space, population={"size": 3}, pbt=pbt)
+    study = write_study(tmp_path, name=pg_name, n_trials=4, train=TRAIN, heartbeat=FAST_BEAT, search_space=space,
+                        population={"size": 3}, pbt=pbt)
     results = tmp_path / "r"
-    launch = _popen("launch", study, "--storage", URL, "--results", results, "-q")
-
-    def past_an_exploit_step():  # the baseline done, three members together past epoch 2
-        trials = _trials(pg_name)
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        return sum(t.state == TrialState.COMPLETE for t in trials) == 1 and len(running) == 3 and all(
-            _epochs(t) >= 3 for t in running)
-
-    try:
-        _wait_for(past_an_exploit_step, launch, "the population")
+    hold = Hold(tmp_path / "hold", epoch=HELD_AT)
+    launch = _popen("launch", study, "--storage", URL, "--results", results, "-q", hold=hold)
+    try:  # the baseline done, three members together, held after epoch 2
+        hold.wait_for(lambda h: len(h) == 3, launch, "the population")
     finally:
         launch.send_signal(signal.SIGKILL)
         launch.communicate()
     killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
+    assert [t.number for t in killed] == [1, 2, 3]
     proc = cli("resume", study, "--storage", URL, "--results", results, "-q")
     assert proc.returncode == 0, proc.stderr
     trials = _trials(pg_name)
@@ -180,9 +155,10 @@ def test_killed_pbt_population_resumes_on_postgresql_nothing_lost_nothing_double
         assert trials[t.number].state == TrialState.FAIL and len(retries) == 1
         retry = retries[0]
         assert retry.state == TrialState.COMPLETE and retry.params == t.params
-        assert retry.user_attrs["result"]["resumed_from_epoch"] >= 2 and retry.user_attrs["result"]["epochs"] == 12
-        assert all("pbt" in retry.user_attrs[f"epoch_{e:03d}"] for e in range(1, 13))  # every epoch's record
+        assert retry.user_attrs["result"]["resumed_from_epoch"] == HELD_AT
+        assert retry.user_attrs["result"]["epochs"] == TRAIN["epochs"]
+        assert all("pbt" in retry.user_attrs[f"epoch_{e:03d}"] for e in range(1, TRAIN["epochs"] + 1))  # every epoch
         config = retry.user_attrs["config"]
         assert config["schedule"] == config["lr_schedule"] == "piecewise"
-        last = retry.user_attrs["epoch_012"]
+        last = retry.user_attrs[f"epoch_{TRAIN['epochs']:03d}"]
         assert (config["lambda_points"][-1][1], config["lr_points"][-1][1]) == (last["lambda"], last["lr"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import time
 
 import optuna
 import pandas as pd
@@ -18,7 +17,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import cli, cli_background, write_study
+from helpers import Hold, cli, cli_background, write_study
 from sparsity_search.api import locate, open_study
 from sparsity_search.search.optuna import promotion
 from sparsity_search.search.optuna.storage import open_storage
@@ -154,23 +153,25 @@ def test_two_workers_pause_and_resume_trials_from_their_rung_checkpoint(tmp_path
 
 @pytest.mark.parametrize("population", [1, 4])
 def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path, population):
+    # held after epoch 3, which only the baseline (let through) and continuations past the last rung reach: by then
+    # trials have paused at both rungs, and the kill lands in the middle of a continuation
     study = _study(tmp_path, n_trials=10, heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    proc = cli_background("launch", study, "--results", results, "--population", str(population), "-q")
-    journal = results / "promo" / "study.journal"
-
-    def paused_now():
-        if not journal.exists():
-            return []
-        return [t for t in _raw(results) if promotion.PAUSED_ATTR in t.user_attrs]
-
-    end = time.monotonic() + 240
-    while len(paused_now()) < 2 and time.monotonic() < end and proc.poll() is None:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = {t.number: t for t in paused_now()}
-    assert len(before) >= 2, "the study ended or stalled before two trials paused"
+    hold = Hold(tmp_path / "hold", epoch=RUNGS[-1] + 1)
+    proc = cli_background("launch", study, "--results", results, "--population", str(population), "-q",
+                          env=hold.env)
+    try:
+        held = hold.wait_for(bool, proc, "a continuation past the last rung")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    raw = _raw(results)
+    before = {t.number: t for t in raw if promotion.PAUSED_ATTR in t.user_attrs}
+    assert len(before) >= 2, "fewer than two trials paused before a continuation passed the last rung"
+    running = [t for t in raw if t.state == TrialState.RUNNING]
+    assert running and all(t.user_attrs.get(promotion.CONTINUES_ATTR) for t in running)
+    assert {f"{t.user_attrs['origin']:05d}" for t in running} == set(held)  # the held ones are the continuations
+    assert all(_epochs(t)[-1] == RUNGS[-1] + 1 for t in running)
 
     cli("resume", "promo", "--results", results, "-q", check=True)
     raw = _check_promoted_study(results, 10)

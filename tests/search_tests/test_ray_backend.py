@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import cli, write_study
+from helpers import Hold, cli, cli_background, write_study
 from ray_helpers import RAY_ENV, FaultyTrain, LoopbackCluster
 from sparsity_search.api import open_study
 
@@ -129,29 +128,29 @@ def test_short_epochs_hand_tune_one_checkpoint_and_pareto_prints_the_front(tiny_
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    # trials of several seconds: the results folder shows a finished trial up to ~2 s late (Tune's snapshot
-    # period, TUNE_GLOBAL_CHECKPOINT_S), and with shorter trials all may finish before the poller sees the first
-    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 40, "hidden": [64], "timesteps": 4,
-                                                    "batch_size": 32})
+    # sampled trials are held after their epoch 2 (helpers.Hold): the driver is killed once the baseline shows as
+    # finished (the results folder lags by up to Tune's snapshot period, TUNE_GLOBAL_CHECKPOINT_S) and no trial
+    # can finish behind the poller's back
+    study = _ray_study(tmp_path, n_trials=6, train={"epochs": 4, "hidden": [32], "timesteps": 2, "batch_size": 128})
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "sparsity_search", "launch", str(study), "--results", str(results), "-q"]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, **RAY_ENV), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
+    hold = Hold(tmp_path / "hold", epoch=2)
+    proc = cli_background("launch", study, "--results", results, "-q", env={**RAY_ENV, **hold.env},
+                          new_session=True)
+
+    def baseline_shown(held):
+        if not (held and results.joinpath("tiny", "ray").exists()):
+            return False
+        table = open_study("tiny", results=str(results)).trials()
+        return bool((table["state"] == "COMPLETE").any())
+
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if results.joinpath("tiny", "ray").exists():
-                table = open_study("tiny", results=str(results)).trials()
-                if (table["state"] == "COMPLETE").any():
-                    break
-            time.sleep(0.5)
-        assert proc.poll() is None, "the sweep ended before it could be killed"
+        hold.wait_for(baseline_shown, proc, "a sampled trial, with the baseline finished,", timeout=180)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
         proc.wait()
     before = open_study("tiny", results=str(results)).trials()
     done_before = before[before["state"] == "COMPLETE"].set_index("trial")
-    assert 1 <= len(done_before) < 6
+    assert list(done_before.index) == [0]  # the baseline; every sampled trial was held at its epoch 2
 
     cli("resume", "tiny", "--results", results, "-q", env=RAY_ENV, check=True)
     after = open_study("tiny", results=str(results)).trials()

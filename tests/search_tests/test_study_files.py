@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from helpers import TINY_SPACE, cli, tree_snapshot, write_study
+from helpers import TINY_SPACE, cli, cli_main, tree_snapshot, write_study
 from sparsity_search.errors import ConfigError
 from sparsity_search.search import load_study_file
 
@@ -55,7 +55,7 @@ def test_each_broken_file_is_one_line_exit_2_and_storage_untouched(stored, tmp_p
     before = tree_snapshot(results)
 
     bad = write_study(tmp_path, name="kept", **changes)
-    proc = cli("launch", bad, "--results", results, "-q")
+    proc = cli_main("launch", bad, "--results", results, "-q")  # in this process; test_bad_yaml_... runs the CLI
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

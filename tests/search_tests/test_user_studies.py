@@ -79,7 +79,10 @@ def test_the_users_network_trains_with_its_layer_names_options_and_promotion(use
     done = table[table["state"] == "COMPLETE"]
     assert len(table) == 6 and bool(table["is_baseline"].iloc[0]) and len(done) >= 2
     assert "spikes_per_sample_lif" in table.columns and "params_model.beta" in table.columns
-    assert (done["spikes_per_sample_lif"] > 0).all()
+    # the baseline spikes; a sampled trial's lambda may silence the layer altogether (which worker finishes first
+    # decides which trials complete), so those are only counted, never negative or missing
+    assert done.loc[done["is_baseline"], "spikes_per_sample_lif"].iloc[0] > 0
+    assert (done["spikes_per_sample_lif"] >= 0).all()
     assert done["spikes_per_sample_lif"].to_numpy() == pytest.approx(done["spikes_per_sample"].to_numpy())
     assert (table["epochs"] <= 3).all() and (done["epochs"] == 3).all()
     assert all(study.trial_config(n).user_model.options["hidden"] == 16 for n in done["trial"])

@@ -73,7 +73,9 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     where = {"node_id": ray.get_runtime_context().get_node_id(), "worker": f"{socket.gethostname()}:{os.getpid()}"}
     # Tune checks that every result names the searcher's metrics; test metrics are only known at the end.
     pending = dict.fromkeys(job.spec.objective_names)
-    with tempfile.TemporaryDirectory(prefix=f"sparsity-search-{config[NUMBER]:05d}-") as work:
+    with tempfile.TemporaryDirectory(prefix="sparsity-search-") as scratch:
+        work = os.path.join(scratch, f"{config[NUMBER]:05d}")  # named by the trial number, as on the Optuna backend
+        os.mkdir(work)
         cfg = config_from_tune(job.spec, config).replace(checkpoint_dir=work, resume=True, device=job.device,
                                                      threads=job.threads)
         restored = tune.get_checkpoint()
