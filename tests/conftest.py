@@ -1,5 +1,5 @@
 """Shared fixtures: the tiny study launched once per backend per session (read-only for every test that takes it),
-and the grouping of the Ray tests under pytest-xdist."""
+and how the suite shares out under pytest-xdist (groups, one torch thread per worker)."""
 
 import os
 import sys
@@ -9,6 +9,12 @@ from typing import Callable
 import pytest
 from filelock import FileLock
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker (and per CLI run it starts), unless asked otherwise: as many workers as
+    # cores already fill the machine, and more threads than cores only wait on each other. Tests of the thread
+    # settings set theirs explicitly.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
 sys.path.insert(0, str(Path(__file__).parent / "search_tests"))  # ray_helpers.py
 
@@ -16,12 +22,24 @@ from helpers import TINY_TRIALS, cli, write_study  # noqa: E402
 from ray_helpers import RAY_ENV  # noqa: E402
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``), the Ray tests run on one worker: two local Ray clusters started at
-    once on a 2-core machine slow each other down more than they gain, and one worker shares its Ray start-ups."""
+    """Groups for pytest-xdist's ``--dist loadgroup``: the Ray tests run on one worker (two local Ray clusters at
+    once on a 2-core machine slow each other down more than they gain), and the tests of a module that share a
+    module-scoped fixture run on one worker, so that the fixture (a launched study) is built once."""
     for item in items:
-        if item.get_closest_marker("ray") is not None:
-            item.add_marker(pytest.mark.xdist_group("ray"))
+        group = _group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _group(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("ray") is not None:
+        return "ray"
+    info = getattr(item, "_fixtureinfo", None)
+    if info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+        return item.path.stem
+    return None
 
 
 @pytest.fixture(scope="session")

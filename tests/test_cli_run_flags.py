@@ -24,8 +24,8 @@ def test_study_file_device_and_threads_hold_unless_given(tmp_path):
     cli("launch", study, "--results", results, "-q", check=True)
     assert _trial_config(results, 0)["device"] == "cpu"  # was overwritten by launch's default --device auto
     assert _trial_config(results, 0)["threads"] == FILE_THREADS
-    cli("resume", study, "--results", results, "--n-trials", "2", "--device", "auto", "--threads", "0", "-q",
-        check=True)
+    cli_main("resume", study, "--results", results, "--n-trials", "2", "--device", "auto", "--threads", "0", "-q",
+             check=True)
     assert _trial_config(results, 1)["device"] == "auto"  # the flag, given, wins
     assert _trial_config(results, 1)["threads"] not in (None, FILE_THREADS)
 
