@@ -1,5 +1,5 @@
 """Shared fixtures: the tiny study launched once per backend per session (read-only for every test that takes it),
-and how the suite shares out under pytest-xdist (groups, one torch thread per worker)."""
+and one torch thread per pytest-xdist worker."""
 
 import os
 import sys
@@ -20,26 +20,6 @@ sys.path.insert(0, str(Path(__file__).parent / "search_tests"))  # ray_helpers.p
 
 from helpers import TINY_TRIALS, cli, write_study  # noqa: E402
 from ray_helpers import RAY_ENV  # noqa: E402
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's ``--dist loadgroup``: the Ray tests run on one worker (two local Ray clusters at
-    once on a 2-core machine slow each other down more than they gain), and the tests of a module that share a
-    module-scoped fixture run on one worker, so that the fixture (a launched study) is built once."""
-    for item in items:
-        group = _group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
-def _group(item: pytest.Item) -> str | None:
-    if item.get_closest_marker("ray") is not None:
-        return "ray"
-    info = getattr(item, "_fixtureinfo", None)
-    if info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
-        return item.path.stem
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,15 @@ class Hold:
         """Let one held run (or, without a tag, every run from now on) go on."""
         (self.folder / ("release" if tag is None else f"release-{tag}")).touch()
 
+    def kill_launch_when(self, count: int, *args: Any, what: str = "the population") -> None:
+        """``launch ARGS`` under this hold; kill -9 it once ``count`` runs are held (it dies on a failed wait too)."""
+        proc = cli_background("launch", *args, env=self.env)
+        try:
+            self.wait_for(lambda held: len(held) == count, proc, what)
+        finally:
+            proc.kill()
+            proc.wait()
+
 
 def tree_snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes below ``folder``: to prove a failing command left stored results untouched."""

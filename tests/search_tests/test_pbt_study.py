@@ -3,13 +3,11 @@ trials, exported as the ``piecewise`` schedule each one learned, and durable acr
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 import yaml
 from optuna.trial import TrialState
 
-from helpers import TINY_SPACE, Hold, cli, cli_background, write_study
+from helpers import TINY_SPACE, Hold, cli, write_study
 from sparsity_search import TrainConfig, train
 from sparsity_search.api import locate, open_study
 from sparsity_search.errors import ConfigError
@@ -115,13 +113,7 @@ def test_killed_pbt_population_resumes_from_its_checkpoints_nothing_lost_nothing
     study = pbt_study(tmp_path, n_trials=5, train=train_cfg, pbt={**PBT, "interval": 2},
                       heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    hold = Hold(tmp_path / "hold", epoch=2)
-    proc = cli_background("launch", study, "--results", results, "-q", env=hold.env)
-    try:
-        hold.wait_for(lambda held: len(held) == 4, proc, "the population")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    Hold(tmp_path / "hold", epoch=2).kill_launch_when(4, study, "--results", results, "-q")
     spec, settings = locate("tiny", results=str(results))
     killed = [t for t in open_optuna_study(spec, settings.storage, create=False).get_trials()
               if t.state == TrialState.RUNNING]

@@ -1,11 +1,9 @@
 """Optuna studies with ``population: {size: K}``: trials trained K at a time look like ordinary trials."""
 
-import signal
-
 import pytest
 from optuna.trial import TrialState
 
-from helpers import Hold, cli, cli_background, write_study
+from helpers import Hold, cli, write_study
 from sparsity_search import train
 from sparsity_search.api import locate, open_study
 from sparsity_search.config import from_dict
@@ -65,13 +63,8 @@ def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_
     study = write_study(tmp_path, n_trials=5, population={"size": 4}, heartbeat={"interval": 1, "grace_period": 3},
                         train={"epochs": 4, "hidden": [32], "timesteps": 2, "batch_size": 128})
     results = tmp_path / "r"
-    hold = Hold(tmp_path / "hold", epoch=2)  # the baseline goes through; the population is held after epoch 2
-    proc = cli_background("launch", study, "--results", results, "-q", env=hold.env)
-    try:
-        hold.wait_for(lambda held: len(held) == 4, proc, "the population")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    # the baseline goes through; the population is held after epoch 2 and killed there
+    Hold(tmp_path / "hold", epoch=2).kill_launch_when(4, study, "--results", results, "-q")
     killed = open_study("tiny", results=str(results)).trials()
     assert list(killed[killed["state"] == "COMPLETE"]["trial"]) == [0]
     killed = killed[killed["state"] == "RUNNING"]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import uuid
-from pathlib import Path
 
 import optuna
 import pytest
@@ -89,14 +88,9 @@ def test_population_killed_and_resumed_meets_the_launch_budget(tmp_path, pg_name
     # the file asks 2 trials; the launch 4: the resume below is given neither, and must finish the launch's 4
     study = write_study(tmp_path, name=pg_name, n_trials=2, train=TRAIN, heartbeat=FAST_BEAT)
     results = tmp_path / "r"
-    hold = Hold(tmp_path / "hold", epoch=HELD_AT)
-    launch = _popen("launch", study, "--storage", URL, "--results", results, "--n-trials", "4",
-                    "--population", "2", "-q", hold=hold)
-    try:  # the baseline done, two members training together, held after their epoch 2
-        hold.wait_for(lambda h: len(h) == 2, launch, "the population")
-    finally:
-        launch.send_signal(signal.SIGKILL)
-        launch.communicate()
+    # the baseline done, two members training together, held after their epoch 2 and killed there
+    Hold(tmp_path / "hold", epoch=HELD_AT).kill_launch_when(2, study, "--storage", URL, "--results", results,
+                                                           "--n-trials", "4", "--population", "2", "-q")
     killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
     assert [t.number for t in killed] == [1, 2] and all(
         (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists() for t in killed)
@@ -137,13 +131,8 @@ def test_killed_pbt_population_resumes_on_postgresql_nothing_lost_nothing_double
     study = write_study(tmp_path, name=pg_name, n_trials=4, train=TRAIN, heartbeat=FAST_BEAT, search_space=space,
                         population={"size": 3}, pbt=pbt)
     results = tmp_path / "r"
-    hold = Hold(tmp_path / "hold", epoch=HELD_AT)
-    launch = _popen("launch", study, "--storage", URL, "--results", results, "-q", hold=hold)
-    try:  # the baseline done, three members together, held after epoch 2
-        hold.wait_for(lambda h: len(h) == 3, launch, "the population")
-    finally:
-        launch.send_signal(signal.SIGKILL)
-        launch.communicate()
+    # the baseline done, three members together, held after epoch 2 and killed there
+    Hold(tmp_path / "hold", epoch=HELD_AT).kill_launch_when(3, study, "--storage", URL, "--results", results, "-q")
     killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
     assert [t.number for t in killed] == [1, 2, 3]
     proc = cli("resume", study, "--storage", URL, "--results", results, "-q")
