@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -258,16 +257,12 @@ def test_report_of_a_study_with_no_trials_yet(tmp_path):
 
 
 @pytest.mark.ray
-def test_report_of_a_ray_study(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent / "search_tests"))
-    from ray_helpers import RAY_ENV
-
-    study = write_study(tmp_path, name="rayrep", backend="ray", n_trials=3)
-    cli("launch", study, "--results", tmp_path / "r", "-q", "--cpus-per-trial", "1", env=RAY_ENV, check=True)
+def test_report_of_a_ray_study(tiny_launch, tmp_path):
+    results, _ = tiny_launch("ray")  # the session's Ray study, launched from the CLI; the report only reads it
     page = tmp_path / "ray.html"
-    cli("report", "rayrep", "--results", tmp_path / "r", "-o", page, check=True)
+    cli("report", "tiny", "--results", results, "-o", page, check=True)
     text = page.read_text()
-    front = open_study("rayrep", results=str(tmp_path / "r")).pareto()
+    front = open_study("tiny", results=str(results)).pareto()
     assert set(int(n) for n in re.findall(r"<tr id='front-(\d+)'", text)) == set(front["trial"])
     for fig in FIGURES:
         assert f'id="{fig}"' in text  # the per-epoch curves and layers come from Tune's result.json
