@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code. Many calls can share a process (``process_state``)."""
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as stop:  # a usage error (one line, printed) or --help
-        return stop.code if isinstance(stop.code, int) else 2
+    except SystemExit as stop:  # a usage error (one line, printed; 2) or --help (0)
+        return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     debug = args.debug or _debug_from_env()
     prefix = f"sparsity-search {args.command}"
     try:

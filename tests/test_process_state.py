@@ -32,3 +32,10 @@ def test_the_scope_restores_what_a_command_set(monkeypatch):
         assert logging.getLogger().level == logging.DEBUG and logging.getLogger().handlers != before
     assert "CUDA_VISIBLE_DEVICES" not in os.environ and logging.getLogger().handlers == before
 
+
+
+def test_main_returns_argparse_exit_codes_instead_of_raising(capsys):
+    from sparsity_search.cli import main
+
+    assert main(["train", "--help"]) == 0 and "--epochs" in capsys.readouterr().out
+    assert main(["train", "--epochs", "two"]) == 2 and "--epochs" in capsys.readouterr().err
