@@ -80,7 +80,7 @@ class Hold:
     def __init__(self, folder: Path, epoch: int, passing: tuple[str, ...] = ("00000",)):
         """Hold runs after ``epoch``; those tagged ``passing`` (by default the baseline, trial 0) go on at once."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.epoch = folder, epoch
+        self.folder = folder
         self.env = {HOLD_ENV: f"{epoch}:{folder}"}
         for tag in passing:
             self.release(tag)
@@ -109,11 +109,12 @@ class Hold:
         """Let one held run (or, without a tag, every run from now on) go on."""
         (self.folder / ("release" if tag is None else f"release-{tag}")).touch()
 
-    def kill_launch_when(self, count: int, *args: Any, what: str = "the population") -> None:
-        """``launch ARGS`` under this hold; kill -9 it once ``count`` runs are held (it dies on a failed wait too)."""
+    def kill_launch_when(self, ready: Callable[[dict[str, int]], bool], *args: Any, what: str) -> dict[str, int]:
+        """``launch ARGS`` under this hold; kill -9 it once ``ready(waiting())`` (it dies on a failed wait too);
+        return the runs it was killed with held."""
         proc = cli_background("launch", *args, env=self.env)
         try:
-            self.wait_for(lambda held: len(held) == count, proc, what)
+            return self.wait_for(ready, proc, what)
         finally:
             proc.kill()
             proc.wait()

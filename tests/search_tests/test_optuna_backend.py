@@ -1,8 +1,6 @@
 """The Optuna backend end to end, as a user drives it: CLI subprocesses on tiny digits studies."""
 
 import json
-import os
-import signal
 import uuid
 
 import optuna
@@ -10,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import TINY_TRAIN, TINY_TRIALS, Hold, cli, cli_background, cli_main, write_study
+from helpers import TINY_TRAIN, TINY_TRIALS, Hold, cli, cli_main, write_study
 from sparsity_search.api import open_study
 
 
@@ -120,14 +118,9 @@ def test_sigkilled_worker_then_resume_keeps_finished_trials_once(tmp_path):
     study = write_study(tmp_path, n_trials=3, train={**TINY_TRAIN, "epochs": 4},
                         heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    hold = Hold(tmp_path / "hold", epoch=2)
-    proc = cli_background("launch", study, "--results", results, "-q", env=hold.env)
     journal = results / "tiny" / "study.journal"
-    try:
-        hold.wait_for(lambda held: "00001" in held, proc, "trial 1")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    Hold(tmp_path / "hold", epoch=2).kill_launch_when(lambda held: "00001" in held, study, "--results", results,
+                                                      "-q", what="trial 1")
     before = _trials(results)
     finished_before = before[before["state"] == "COMPLETE"]
     assert list(finished_before["trial"]) == [0]  # the baseline went through; trial 1 was the one running

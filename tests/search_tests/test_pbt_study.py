@@ -113,7 +113,8 @@ def test_killed_pbt_population_resumes_from_its_checkpoints_nothing_lost_nothing
     study = pbt_study(tmp_path, n_trials=5, train=train_cfg, pbt={**PBT, "interval": 2},
                       heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    Hold(tmp_path / "hold", epoch=2).kill_launch_when(4, study, "--results", results, "-q")
+    Hold(tmp_path / "hold", epoch=2).kill_launch_when(lambda held: len(held) == 4, study, "--results", results, "-q",
+                                                      what="the population")
     spec, settings = locate("tiny", results=str(results))
     killed = [t for t in open_optuna_study(spec, settings.storage, create=False).get_trials()
               if t.state == TrialState.RUNNING]

@@ -64,7 +64,8 @@ def test_killed_population_worker_leaves_its_trials_to_the_heartbeat_and_resume_
                         train={"epochs": 4, "hidden": [32], "timesteps": 2, "batch_size": 128})
     results = tmp_path / "r"
     # the baseline goes through; the population is held after epoch 2 and killed there
-    Hold(tmp_path / "hold", epoch=2).kill_launch_when(4, study, "--results", results, "-q")
+    Hold(tmp_path / "hold", epoch=2).kill_launch_when(lambda held: len(held) == 4, study, "--results", results, "-q",
+                                                      what="the population")
     killed = open_study("tiny", results=str(results)).trials()
     assert list(killed[killed["state"] == "COMPLETE"]["trial"]) == [0]
     killed = killed[killed["state"] == "RUNNING"]

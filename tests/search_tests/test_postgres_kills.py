@@ -89,8 +89,9 @@ def test_population_killed_and_resumed_meets_the_launch_budget(tmp_path, pg_name
     study = write_study(tmp_path, name=pg_name, n_trials=2, train=TRAIN, heartbeat=FAST_BEAT)
     results = tmp_path / "r"
     # the baseline done, two members training together, held after their epoch 2 and killed there
-    Hold(tmp_path / "hold", epoch=HELD_AT).kill_launch_when(2, study, "--storage", URL, "--results", results,
-                                                           "--n-trials", "4", "--population", "2", "-q")
+    Hold(tmp_path / "hold", epoch=HELD_AT).kill_launch_when(
+        lambda held: len(held) == 2, study, "--storage", URL, "--results", results, "--n-trials", "4",
+        "--population", "2", "-q", what="the population")
     killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
     assert [t.number for t in killed] == [1, 2] and all(
         (results / pg_name / "trials" / f"{t.number:05d}" / CHECKPOINT).exists() for t in killed)
@@ -132,7 +133,8 @@ def test_killed_pbt_population_resumes_on_postgresql_nothing_lost_nothing_double
                         population={"size": 3}, pbt=pbt)
     results = tmp_path / "r"
     # the baseline done, three members together, held after epoch 2 and killed there
-    Hold(tmp_path / "hold", epoch=HELD_AT).kill_launch_when(3, study, "--storage", URL, "--results", results, "-q")
+    Hold(tmp_path / "hold", epoch=HELD_AT).kill_launch_when(
+        lambda held: len(held) == 3, study, "--storage", URL, "--results", results, "-q", what="the population")
     killed = [t for t in _trials(pg_name) if t.state == TrialState.RUNNING]
     assert [t.number for t in killed] == [1, 2, 3]
     proc = cli("resume", study, "--storage", URL, "--results", results, "-q")

@@ -8,8 +8,6 @@ in-memory studies built by hand, then whole studies run from the CLI.
 from __future__ import annotations
 
 import io
-import os
-import signal
 
 import optuna
 import pandas as pd
@@ -17,7 +15,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import Hold, cli, cli_background, write_study
+from helpers import Hold, cli, write_study
 from sparsity_search.api import locate, open_study
 from sparsity_search.search.optuna import promotion
 from sparsity_search.search.optuna.storage import open_storage
@@ -160,14 +158,9 @@ def test_a_killed_and_resumed_study_keeps_its_paused_trials(tmp_path, population
     # trials have paused at both rungs, and the kill lands in the middle of a continuation
     study = _study(tmp_path, n_trials=10, heartbeat={"interval": 1, "grace_period": 3})
     results = tmp_path / "r"
-    hold = Hold(tmp_path / "hold", epoch=RUNGS[-1] + 1)
-    proc = cli_background("launch", study, "--results", results, "--population", str(population), "-q",
-                          env=hold.env)
-    try:
-        held = hold.wait_for(bool, proc, "a continuation past the last rung")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    held = Hold(tmp_path / "hold", epoch=RUNGS[-1] + 1).kill_launch_when(
+        bool, study, "--results", results, "--population", str(population), "-q",
+        what="a continuation past the last rung")
     raw = _raw(results)
     before = {t.number: t for t in raw if promotion.PAUSED_ATTR in t.user_attrs}
     assert len(before) >= 2, "fewer than two trials paused before a continuation passed the last rung"
